@@ -1,0 +1,191 @@
+"""The Fashion-MNIST LightningDataModule, with the scaling as a constructor argument.
+
+Each split is held once as a scaled float32 tensor, on the training device when there is a
+trainer, and batches are cut from it by indexing a seeded per-epoch permutation: no per-sample
+``__getitem__``, no collate, no worker processes (see :class:`TensorBatches`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from fmnist_scaling import sources
+from fmnist_scaling.scaling import Scaling
+
+
+class EpochPermutation:
+    """The training order: a fresh permutation per epoch, a function of ``(seed, epoch)`` only.
+
+    Lightning calls ``set_epoch`` on a loader's ``sampler`` at the start of every epoch, resumed
+    runs included, so a resumed run sees the same order as an uninterrupted one.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=generator)
+
+
+class TensorBatches:
+    """Batches ``(x[i], y[i])`` of tensors already on their device.
+
+    ``shuffle`` draws ``i`` from an :class:`EpochPermutation`; otherwise batches are contiguous
+    slices (views, no copy). Under DDP each rank takes every ``world_size``-th index of the same
+    permutation, padded by wrap-around to equal length as ``DistributedSampler`` does.
+    """
+
+    batch_sampler = None  # Lightning inspects loaders for one; batches here need none
+
+    def __init__(
+        self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rank, self.world_size = rank, world_size
+        self.sampler = EpochPermutation(len(x), seed) if shuffle else None
+
+    def _rank_size(self) -> int:
+        return -(-len(self.x) // self.world_size)
+
+    def __len__(self) -> int:
+        return -(-self._rank_size() // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        if self.sampler is None and self.world_size == 1:
+            for start in range(0, len(self.x), self.batch_size):
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+            return
+        order = self.sampler.indices() if self.sampler is not None else torch.arange(len(self.x))
+        if self.world_size > 1:
+            padded = self._rank_size() * self.world_size
+            order = torch.cat([order, order[: padded - len(order)]])[self.rank :: self.world_size]
+        order = order.to(self.x.device)
+        for batch in order.split(self.batch_size):
+            yield self.x[batch], self.y[batch]
+
+
+class FashionMNISTDataModule(L.LightningDataModule):
+    """Fashion-MNIST: a seeded train/validation split of the official 60,000, and the official
+    10,000 test images for test only.
+
+    Args:
+        scaling: the input scaling; fit on the training part of the split only.
+        root: the data folder (torchvision layout) where the data is kept and cached.
+        local_copy: a folder holding the four original ``.gz`` files, tried before downloading.
+        download: whether torchvision may download the data when it is found nowhere else.
+        verify: check the files against the known Fashion-MNIST checksums (off for own data).
+        val_size: images held out of the 60,000 for validation (0: train on all, as the article).
+        split_seed: the seed of the split; fixed, so every mode and seed sees the same split.
+        batch_size: training batch size.
+        eval_batch_size: batch size of validation, test and the after-epoch training pass.
+        eval_train: also pass over the whole training split after each epoch (the article's
+            training accuracy, logged as ``train_full/acc``).
+        probe_size: training images in the fixed probe batch of the diagnostics.
+        seed: seed of the training order (the run's seed).
+    """
+
+    def __init__(
+        self,
+        scaling: Scaling,
+        root: str = "data",
+        local_copy: str | None = sources.DEBIAN_COPY,
+        download: bool = True,
+        verify: bool = True,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int = 10_000,
+        eval_train: bool = True,
+        probe_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.scaling = scaling
+        self.root, self.local_copy, self.download, self.verify = root, local_copy, download, verify
+        self.val_size, self.split_seed = val_size, split_seed
+        self.batch_size, self.eval_batch_size, self.eval_train = batch_size, eval_batch_size, eval_train
+        self.probe_size, self.seed = probe_size, seed
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    # ---- hooks, in the order Lightning calls them
+    def prepare_data(self) -> None:
+        """Only fetch: find, check and cache the files (once per machine, not per process)."""
+        sources.prepare(self.root, self.local_copy, self.download, self.verify)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split, fit the scaling on the training part, scale every split once. Idempotent."""
+        if self.splits:
+            return
+        data = sources.load(self.root)
+        images, labels = data["train_images"].flatten(1), data["train_labels"]
+        if not 0 <= self.val_size < len(images):
+            raise ValueError(f"data.val_size={self.val_size} must be in 0..{len(images) - 1} (the training set has {len(images)} images)")
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        if not self.scaling.fitted:  # statistics restored from a checkpoint are kept as they are
+            self.scaling.fit(images[train_idx])
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        raw = {
+            "train": (images[train_idx], labels[train_idx]),
+            "val": (images[val_idx], labels[val_idx]),
+            "test": (data["test_images"].flatten(1), data["test_labels"]),
+        }
+        self.scaling.to(device)
+        for name, (x, y) in raw.items():
+            x, y = x.to(device), y.to(device)
+            self.splits[name] = (self.scaling(x), y)
+
+    def train_dataloader(self) -> TensorBatches:
+        x, y = self.splits["train"]
+        return TensorBatches(x, y, self.batch_size, shuffle=True, seed=self.seed, **self._shard())
+
+    def val_dataloader(self) -> list[TensorBatches]:
+        return [self._eval_loader(name) for name in self.val_loader_names]
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._eval_loader("test")
+
+    # ---- what the model and callbacks ask of the data
+    @property
+    def val_loader_names(self) -> list[str]:
+        """Names of the validation loaders, in order: ``val`` and/or ``train_full``."""
+        return (["val"] if self.val_size > 0 else []) + (["train_full"] if self.eval_train else [])
+
+    @property
+    def in_features(self) -> int:
+        return self.splits["train"][0].shape[1]
+
+    def probe_batch(self) -> tuple[Tensor, Tensor]:
+        """A fixed batch of scaled training images: the first ``probe_size`` of the split."""
+        x, y = self.splits["train"]
+        return x[: self.probe_size], y[: self.probe_size]
+
+    def _eval_loader(self, name: str) -> TensorBatches:
+        x, y = self.splits["train" if name == "train_full" else name]
+        return TensorBatches(x, y, self.eval_batch_size, shuffle=False, **self._shard())
+
+    def _shard(self) -> dict[str, int]:
+        if self.trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
+
+    # ---- checkpoint state: the scaling's statistics, so evaluation reuses them
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "scaling": self.scaling.config(),
+            "scaling_state": {k: v.cpu() for k, v in self.scaling.state_dict().items()},
+            "val_size": self.val_size,
+            "split_seed": self.split_seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scaling.load_state_dict(state["scaling_state"])

@@ -1,0 +1,144 @@
+"""The model: a plain ``nn.Module`` MLP, and the LightningModule that trains and measures it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+#: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
+EVAL_SPLITS = ("val", "train_full", "test")
+
+
+class MLP(nn.Module):
+    """``in_features -> hidden... -> num_classes`` with PyTorch's default init and no
+    normalization layer: nothing in the model may hide the scale of its input.
+
+    Layers are named ``fc1, act1, fc2, act2, ..., out`` so diagnostics can address them.
+    """
+
+    def __init__(
+        self, in_features: int = 784, hidden: Sequence[int] = (1000,), num_classes: int = 10, activation: str = "relu"
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not one of: {', '.join(ACTIVATIONS)}")
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        width = in_features
+        for i, out in enumerate(hidden, start=1):
+            layers[f"fc{i}"] = nn.Linear(width, out)
+            layers[f"act{i}"] = ACTIVATIONS[activation]()
+            width = out
+        layers["out"] = nn.Linear(width, num_classes)
+        self.layers = nn.Sequential(layers)
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class ScalingClassifier(L.LightningModule):
+    """Trains an :class:`MLP` with cross-entropy and logs what the study compares.
+
+    Metrics (per epoch): ``train/loss`` and ``train/acc`` are running values over the epoch's
+    training steps, weights changing as they go; ``train_full/loss`` and ``train_full/acc`` come
+    from one pass over the whole training split after the epoch, in eval mode: the article's
+    training accuracy. ``val/*`` and ``test/*`` likewise after the epoch and after fit.
+
+    A non-finite training loss is a result, not a crash: the run stops and ``diverged_at`` holds
+    the epoch and step of the first one. Checking needs the loss on the host, so an accelerator
+    checks every ``divergence_check_every`` steps (the step recorded is still the first bad one).
+
+    Args are plain values (no modules, no callables), so checkpoints load with
+    ``torch.load(weights_only=True)``. ``optimizer`` is a Hydra config: ``_target_`` and arguments.
+    """
+
+    def __init__(
+        self,
+        in_features: int = 784,
+        hidden: Sequence[int] = (1000,),
+        num_classes: int = 10,
+        activation: str = "relu",
+        optimizer: dict[str, Any] | None = None,
+        divergence_check_every: int | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(optimizer, DictConfig):
+            optimizer = OmegaConf.to_container(optimizer, resolve=True)
+        optimizer = dict(optimizer) if optimizer is not None else {"_target_": "torch.optim.SGD", "lr": 1e-2}
+        self.save_hyperparameters(
+            {
+                "in_features": int(in_features),
+                "hidden": [int(h) for h in hidden],
+                "num_classes": int(num_classes),
+                "activation": str(activation),
+                "optimizer": optimizer,
+            },
+            logger=False,  # the run logs hparams once, with final metrics (TensorBoard's HPARAMS view)
+        )
+        self.net = MLP(in_features, hidden, num_classes, activation)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.accuracy = nn.ModuleDict(
+            {f"{name}_acc": MulticlassAccuracy(num_classes, average="micro") for name in ("train", *EVAL_SPLITS)}
+        )
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.divergence_check_every = divergence_check_every
+        self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
+        self.diverged_at: dict[str, int] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    # ---- training
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        self.accuracy["train_acc"].update(logits, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, batch_size=len(y))
+        self._watch_divergence(loss, batch_idx)
+        return loss
+
+    def _watch_divergence(self, loss: Tensor, batch_idx: int) -> None:
+        first = self.first_nonfinite_step
+        first.copy_(torch.where((first < 0) & ~torch.isfinite(loss), self.global_step, first))  # no host sync
+        every = self.divergence_check_every or (1 if self.device.type == "cpu" else 50)
+        if (batch_idx + 1) % every and batch_idx + 1 != self.trainer.num_training_batches:
+            return
+        step = int(first)
+        if step >= 0 and self.diverged_at is None:
+            self.diverged_at = {"epoch": self.current_epoch, "step": step}
+            self.trainer.should_stop = True
+
+    # ---- evaluation
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        names = getattr(self.trainer.datamodule, "val_loader_names", ["val"])
+        self._evaluate(names[dataloader_idx], batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        logits = self._evaluate("test", batch)
+        self.test_confusion.update(logits, batch[1])
+
+    def _evaluate(self, name: str, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        self.accuracy[f"{name}_acc"].update(logits, y)
+        kwargs = {"on_step": False, "on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False}
+        self.log(f"{name}/loss", self.loss_fn(logits, y), **kwargs)
+        self.log(f"{name}/acc", self.accuracy[f"{name}_acc"], **kwargs)
+        return logits
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return instantiate(self.hparams.optimizer, params=self.parameters())

@@ -1,0 +1,230 @@
+"""The sweep summary: one row per configuration (the swept keys other than ``seed``), mean and
+std over seeds, read from each job's ``metrics.json``.
+
+Writes ``summary.csv``, ``summary.md`` and ``curves.png`` into the sweep directory and prints the
+table. Runs by itself at the end of every multirun (:class:`SweepSummary`, a Hydra callback), and
+rebuilds everything from the job directories on demand:
+
+    python -m fmnist_scaling.report lightning_logs/multirun/<sweep>
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fmnist_scaling import results
+
+#: (column, label, how to read it from a record); accuracies are shown in %.
+METRICS = {
+    "train_acc": ("train acc", lambda r: r["final"].get("train_full/acc", r["final"].get("train/acc"))),
+    "val_acc": ("val acc", lambda r: r["final"].get("val/acc")),
+    "test_acc": ("test acc", lambda r: r["final"].get("test/acc")),
+    "train_loss": ("train loss", lambda r: r["final"].get("train_full/loss", r["final"].get("train/loss"))),
+    "val_loss": ("val loss", lambda r: r["final"].get("val/loss")),
+    "test_loss": ("test loss", lambda r: r["final"].get("test/loss")),
+    "init_loss": ("loss at step 0", lambda r: r.get("initial", {}).get("diag/loss")),
+    "epoch1_loss": ("epoch-1 loss", lambda r: (r.get("history") or [{}])[0].get("train/loss")),
+    "dead_frac": ("dead units", lambda r: r["final"].get("diag/dead_frac")),
+    "saturated_frac": ("saturated", lambda r: r["final"].get("diag/saturated_frac")),
+    "wall_time_s": ("wall s", lambda r: r.get("wall_time_s")),
+}
+PERCENT = {"train_acc", "val_acc", "test_acc", "dead_frac", "saturated_frac"}
+SEED_KEY = "seed"
+LR_KEY = "model.optimizer.lr"
+
+
+def load_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job under ``sweep_dir`` once: its overrides (from Hydra's ``.hydra/overrides.yaml``)
+    and its record (``None`` for a job that never wrote one)."""
+    jobs = []
+    for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        overrides = dict(_split(o) for o in yaml.safe_load(overrides_file.read_text()) or [])
+        jobs.append({"dir": job_dir, "overrides": overrides, "record": results.read(job_dir)})
+    return jobs
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Group jobs by their overrides other than the seed; returns ``(group keys, rows)``."""
+    keys = sorted({k for job in jobs for k in job["overrides"] if k != SEED_KEY and k != "experiment"})
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for job in jobs:
+        groups.setdefault(tuple(job["overrides"].get(k, "") for k in keys), []).append(job)
+    rows = []
+    for values, members in groups.items():
+        records = [j["record"] or {"status": "unfinished"} for j in members]
+        done = [r for r in records if r.get("status") in results.FINISHED]
+        row: dict[str, Any] = dict(zip(keys, values))
+        row |= {
+            "runs": len(done),
+            "diverged": sum(r["status"] == "diverged" for r in done),
+            "collapsed": sum(bool(r.get("collapsed")) for r in done),
+            "failed": sum(r.get("status") == "failed" for r in records),
+            "unfinished": sum(r.get("status") in ("running", "unfinished") for r in records),
+        }
+        for column, (_, read) in METRICS.items():
+            values_ = [float(v) for v in (read(r) for r in done) if v is not None]
+            row[column] = statistics.fmean(values_) if values_ else math.nan
+            row[f"{column}_std"] = statistics.stdev(values_) if len(values_) > 1 else (0.0 if values_ else math.nan)
+        row["curves"] = [r.get("history", []) for r in done]
+        rows.append(row)
+    rank = "val_acc" if any(not math.isnan(r["val_acc"]) for r in rows) else "train_acc"
+    rows.sort(key=lambda r: -r[rank] if not math.isnan(r[rank]) else math.inf)
+    return keys, rows
+
+
+def write_report(sweep_dir: str | Path, quiet: bool = False) -> list[dict[str, Any]]:
+    sweep_dir = Path(sweep_dir)
+    jobs = load_jobs(sweep_dir)
+    if not jobs:
+        raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) under {sweep_dir}")
+    keys, rows = summarize(jobs)
+    _write_csv(sweep_dir / "summary.csv", keys, rows)
+    markdown = to_markdown(keys, rows) + _lr_grid(keys, rows)
+    total = sum(r.get("wall_time_s") or 0 for j in jobs if (r := j["record"]))
+    markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
+    (sweep_dir / "summary.md").write_text(markdown)
+    plot_curves(keys, rows, sweep_dir / "curves.png")
+    if not quiet:
+        print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: summary.csv, summary.md, curves.png")
+    return rows
+
+
+def _write_csv(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    columns = [*keys, "runs", "diverged", "collapsed", "failed", "unfinished"]
+    columns += [c for m in METRICS for c in (m, f"{m}_std")]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    mean, std = row[column], row[f"{column}_std"]
+    if math.isnan(mean):
+        return "-"
+    scale, digits = (100, 1) if column in PERCENT else (1, 3 if column != "wall_time_s" else 0)
+    text = f"{scale * mean:.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if row["runs"] > 1 else "")
+
+
+def to_markdown(keys: list[str], rows: list[dict[str, Any]]) -> str:
+    shown = [m for m in METRICS if any(not math.isnan(r[m]) for r in rows)]
+    header = [*keys, "runs", *(METRICS[m][0] + (" %" if m in PERCENT else "") for m in shown), "diverged", "collapsed", "failed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row[k]) for k in keys] + [str(row["runs"])] + [_cell(row, m) for m in shown]
+        cells += [str(row["diverged"]), str(row["collapsed"]), str(row["failed"] + row["unfinished"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
+    """With the learning rate swept: accuracy per lr for each other configuration, and the best lr."""
+    if LR_KEY not in keys:
+        return ""
+    others = [k for k in keys if k != LR_KEY]
+    lrs = sorted({r[LR_KEY] for r in rows}, key=float)
+    metric = "val_acc" if any(not math.isnan(r["val_acc"]) for r in rows) else "train_acc"
+    table: dict[tuple, dict[str, float]] = {}
+    for row in rows:
+        table.setdefault(tuple(row[k] for k in others), {})[row[LR_KEY]] = row[metric]
+    lines = [f"\n{METRICS[metric][0]} % by learning rate:\n", "| " + " | ".join([*others, *lrs, "best lr"]) + " |"]
+    lines.append("|" + "---|" * (len(others) + len(lrs) + 1))
+    for values, by_lr in sorted(table.items()):
+        finite = {lr: acc for lr, acc in by_lr.items() if not math.isnan(acc)}
+        best = max(finite, key=finite.get) if finite else "-"
+        cells = [f"{100 * by_lr[lr]:.1f}" if lr in finite else "-" for lr in lrs]
+        lines.append("| " + " | ".join([*values, *cells, best]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy against epoch, a line per configuration (mean over seeds, band: min to
+    max); solid: training split after each epoch, dashed: validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 5))
+    colors = plt.cm.tab10.colors + plt.cm.Dark2.colors
+    for i, row in enumerate(rows):
+        label = ", ".join(f"{k}={row[k]}" for k in keys) or "run"
+        for split, style in (("train_full", "-"), ("train", "-"), ("val", "--")):
+            if split == "train" and any(f"train_full/acc" in h for c in row["curves"] for h in c):
+                continue  # the after-epoch pass is the article's number; the running one would repeat it
+            for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
+                series = _by_epoch(row["curves"], f"{split}/{metric}")
+                if not series:
+                    continue
+                epochs = sorted(series)
+                mean = [scale * statistics.fmean(series[e]) for e in epochs]
+                ax.plot(epochs, mean, style, color=colors[i % len(colors)], label=f"{label} ({'val' if split == 'val' else 'train'})")
+                if any(len(series[e]) > 1 for e in epochs):
+                    ax.fill_between(epochs, [scale * min(series[e]) for e in epochs], [scale * max(series[e]) for e in epochs],
+                                    color=colors[i % len(colors)], alpha=0.15, linewidth=0)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
+    ax_acc.axhline(10, color="grey", linewidth=0.8, linestyle=":")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = ax_acc.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle("Fashion-MNIST MLP by input scaling: mean over seeds, band min..max (solid: train, dashed: val)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _by_epoch(curves: list[list[dict[str, float]]], key: str) -> dict[int, list[float]]:
+    series: dict[int, list[float]] = {}
+    for history in curves:
+        for entry in history:
+            if key in entry and math.isfinite(entry[key]):
+                series.setdefault(entry["epoch"], []).append(entry[key])
+    return series
+
+
+class SweepSummary(Callback):
+    """Hydra callback: writes the summary into the sweep directory when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            write_report(config.hydra.sweep.dir)
+        except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
+            print(f"warning: no sweep summary ({err}); rebuild it with python -m fmnist_scaling.report {config.hydra.sweep.dir}",
+                  file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.report")
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (holding one folder per job)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a directory")
+    try:
+        write_report(args.sweep_dir)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""A run's record: ``metrics.json`` in its directory, written atomically after every epoch.
+
+Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``), ``collapsed``
+(finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
+``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
+``error``, ``wall_time_s``, ``overrides`` and ``config`` (the composed config).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+METRICS_FILE = "metrics.json"
+#: Statuses of a run that is over: a re-run of its sweep skips it instead of redoing it.
+FINISHED = ("completed", "diverged")
+#: A finished run whose accuracy stays below this multiple of chance has collapsed.
+COLLAPSE_FACTOR = 2.0
+
+
+def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write ``metrics.json`` atomically: a kill mid-write leaves the previous version."""
+    path = Path(run_dir) / METRICS_FILE
+    partial = path.with_name(f".{METRICS_FILE}.{os.getpid()}")
+    partial.write_text(json.dumps(record, indent=1, default=_plain, allow_nan=True))
+    os.replace(partial, path)
+    return path
+
+
+def objective(record: dict[str, Any]) -> float:
+    """What the task returns to a sweeper: validation accuracy, else the training accuracy."""
+    final = record.get("final", {})
+    for key in ("val/acc", "train_full/acc", "train/acc"):
+        if key in final:
+            return float(final[key])
+    return float("nan")
+
+
+def is_collapsed(final: dict[str, float], num_classes: int) -> bool:
+    acc = next((final[k] for k in ("val/acc", "train_full/acc", "train/acc") if k in final), None)
+    return acc is not None and (math.isnan(acc) or acc < COLLAPSE_FACTOR / num_classes)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class RunRecorder(L.Callback):
+    """Collects each epoch's logged metrics into ``history`` and hands the record on to
+    ``on_epoch`` (which writes ``metrics.json``) so a killed run keeps its finished epochs.
+
+    Its state travels in checkpoints: a resumed run continues the same history.
+    """
+
+    def __init__(self, on_epoch: Any = None) -> None:
+        self.history: list[dict[str, float]] = []
+        self.on_epoch = on_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
+        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("test/")}
+        self.history = [h for h in self.history if h["epoch"] < entry["epoch"]] + [entry]
+        if self.on_epoch is not None:
+            self.on_epoch()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = state_dict["history"]

@@ -1,0 +1,82 @@
+"""Checks of the composed config, run before any data is loaded or any result is written.
+
+Hydra already rejects an unknown config-group choice (``scaling=foo``, ``model/optimizer=foo``)
+and lists the choices; this module checks the values. Each failure is one line naming the key,
+the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from fmnist_scaling.model import ACTIVATIONS
+
+#: Images in the official Fashion-MNIST training set (the validation split is taken from it).
+TRAIN_SIZE = 60_000
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is the whole story."""
+
+
+def _number(cfg: DictConfig, key: str, allowed: str, ok: Any, integer: bool = False) -> None:
+    value = cfg
+    for part in key.split("."):
+        value = value[part]
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or (not integer and math.isnan(value)) or not ok(value):
+        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first bad value in ``cfg``."""
+    _number(cfg, "seed", "must be an integer", lambda v: True, integer=True)
+    _number(cfg, "model.optimizer.lr", "must be a finite number > 0", lambda v: 0 < v < math.inf)
+    _number(cfg, "data.batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    _number(cfg, "data.eval_batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    _number(cfg, "data.probe_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    _number(cfg, "trainer.max_epochs", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    upper = TRAIN_SIZE - 1 if cfg.data.verify else math.inf  # own data: checked against its size at setup
+    _number(cfg, "data.val_size", f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all 60,000)",
+            lambda v: 0 <= v <= upper, integer=True)
+    hidden = cfg.model.hidden
+    if not isinstance(hidden, (list, ListConfig)) or not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ConfigError(f"model.hidden={_show(hidden)} is invalid: must be a non-empty list of integers >= 1, e.g. [1000]")
+    if cfg.model.activation not in ACTIVATIONS:
+        raise ConfigError(f"model.activation={cfg.model.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+    for key in ("eps", "max_value"):
+        if key in cfg.scaling:
+            _number(cfg, f"scaling.{key}", "must be a number > 0", lambda v: v > 0)
+    _check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", "auto"))
+
+
+def _check_accelerator(accelerator: str, devices: Any) -> None:
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"trainer.accelerator={accelerator!r} is invalid: must be one of {', '.join(ACCELERATORS)}")
+    available = {
+        "gpu": torch.cuda.device_count(),
+        "cuda": torch.cuda.device_count(),
+        "mps": int(torch.backends.mps.is_available()),
+        "cpu": os.cpu_count() or 1,
+    }
+    if accelerator in ("gpu", "cuda", "mps") and available[accelerator] == 0:
+        raise ConfigError(f"trainer.accelerator={accelerator!r} is invalid: no {accelerator} device on this machine; use auto or cpu")
+    if devices in ("auto", -1, "-1"):
+        return
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+        return  # a list of device ids or another form Lightning understands: Lightning checks it
+    kind = accelerator if accelerator != "auto" else ("gpu" if available["gpu"] else "cpu")
+    if devices > available[kind]:
+        raise ConfigError(f"trainer.devices={devices} is invalid: this machine has {available[kind]} {kind} device(s)")
+
+
+def _show(value: Any) -> str:
+    return str(list(value)) if hasattr(value, "__iter__") and not isinstance(value, str) else repr(value)
