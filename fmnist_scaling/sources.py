@@ -78,7 +78,8 @@ def load(root: str) -> dict[str, Tensor]:
         if not all(f"{s}_{k}" in data for s in SPLITS for k in ("images", "labels")):
             raise ValueError("keys missing")
     except Exception as err:  # a truncated or foreign file: say which, and how to rebuild it
-        raise DataError(f"the data cache {path} is unreadable ({err}); delete it to rebuild it from the IDX files") from None
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
+        raise DataError(f"the data cache {path} is unreadable ({reason}); delete it to rebuild it from the IDX files") from None
     return data
 
 

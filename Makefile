@@ -1,0 +1,54 @@
+# Everything a new user runs; each target sets up what it needs first.
+#   make train                      one run of the reference study, scaling=max
+#   make train ARGS="scaling=none"  any Hydra overrides
+#   make test                       the test suite (real-data tests included, slow ones not)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: setup data train test test-all study article figures bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Find the data (data folder, Debian copy, download); offline and root: install the Debian copy.
+data: setup
+	@$(PY) -m fmnist_scaling.sources data 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the Debian package dataset-fashion-mnist"; \
+	    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }; \
+	  fi; \
+	  $(PY) -m fmnist_scaling.sources data; }
+
+train: data
+	$(PY) -m fmnist_scaling.train $(or $(ARGS),scaling=max)
+
+test: data
+	$(PY) -m pytest -m "not slow"
+
+test-all: data
+	$(PY) -m pytest
+
+# The full study (6 modes x 3 seeds) and the article's experiment (none, max x 3 seeds).
+study: data
+	$(PY) -m fmnist_scaling.train -m $(ARGS)
+
+article: data
+	$(PY) -m fmnist_scaling.train -m +experiment=article
+
+# README figures and tables, from a finished sweep: make figures SWEEP=lightning_logs/multirun/<dir>
+figures: setup
+	$(PY) -m fmnist_scaling.report $(SWEEP)
+	cp $(SWEEP)/curves.png docs/curves.png
+	cp $(SWEEP)/summary.md docs/summary.md
+
+bench: data
+	$(PY) -m fmnist_scaling.bench
+
+clean:
+	rm -rf lightning_logs/runs lightning_logs/multirun .pytest_cache

@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny IDX datasets written by the tests, the real data, and a runner for the
+real entry points in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmnist_scaling import sources
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_ROOT = REPO / "data"
+
+
+def write_idx(folder: Path, prefix: str, images: torch.Tensor, labels: torch.Tensor, gz: bool = False) -> None:
+    """Write ``images`` (N, H, W uint8) and ``labels`` (N,) as the two IDX files of one split."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if gz else open
+    suffix = ".gz" if gz else ""
+    n, h, w = images.shape
+    with opener(folder / f"{prefix}-images-idx3-ubyte{suffix}", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, h, w) + images.numpy().astype("uint8").tobytes())
+    with opener(folder / f"{prefix}-labels-idx1-ubyte{suffix}", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels.numpy().astype("uint8").tobytes())
+
+
+def make_tiny(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = False, seed: int = 0) -> None:
+    """A learnable toy set in Fashion-MNIST's format: each class lights its own band of rows."""
+    g = torch.Generator().manual_seed(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = torch.arange(n) % 10
+        images = torch.randint(0, 60, (n, 28, 28), generator=g)
+        for c in range(10):
+            images[labels == c, 2 * c + 4 : 2 * c + 6, 4:24] = 250
+        write_idx(folder, prefix, images.to(torch.uint8), labels, gz=gz)
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path) -> Path:
+    """A data folder in torchvision's layout holding a tiny dataset."""
+    root = tmp_path / "tiny"
+    make_tiny(sources.raw_folder(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    """The real Fashion-MNIST, prepared once in the repository's data folder."""
+    try:
+        sources.prepare(str(REAL_ROOT), download=False)
+    except sources.DataError as err:
+        if os.environ.get("CI"):
+            raise  # CI installs dataset-fashion-mnist: missing data there is a failure
+        pytest.skip(f"real data unavailable: {err}")
+    return REAL_ROOT
+
+
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` as a user would type it, one torch thread (tests may run
+    beside other processes; oversubscribed threads are 10-20x slower)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    return run_module("fmnist_scaling.train", "trainer.enable_progress_bar=false", *args, cwd=cwd, **kwargs)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())

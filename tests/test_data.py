@@ -1,0 +1,92 @@
+"""The data module and its batches: on tiny IDX files written here, and on the real data."""
+
+import pytest
+import torch
+
+from fmnist_scaling import sources
+from fmnist_scaling.data import FashionMNISTDataModule, TensorBatches
+from fmnist_scaling.scaling import MaxScaling, NoScaling, Standardize
+
+
+def module(root, scaling=None, **kwargs):
+    kwargs.setdefault("verify", False)
+    dm = FashionMNISTDataModule(scaling or MaxScaling(), root=str(root), local_copy=None, download=False, **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_tiny_split_sizes_dtypes_and_scaling(tiny_root):
+    dm = module(tiny_root, val_size=100)
+    x, y = dm.splits["train"]
+    assert x.shape == (500, 784) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert dm.splits["val"][0].shape == (100, 784) and dm.splits["test"][0].shape == (200, 784)
+    assert 0.0 <= x.min() and x.max() == pytest.approx(250 / 255)
+    assert dm.val_loader_names == ["val", "train_full"]
+    assert module(tiny_root, val_size=0).val_loader_names == ["train_full"]
+
+
+def test_validation_split_is_the_same_for_every_mode_and_seed(tiny_root):
+    a = module(tiny_root, NoScaling(), val_size=100, seed=0)
+    b = module(tiny_root, MaxScaling(), val_size=100, seed=7)
+    assert torch.equal(a.splits["val"][1], b.splits["val"][1])
+    assert torch.equal(a.splits["val"][0] / 255, b.splits["val"][0])
+    c = module(tiny_root, NoScaling(), val_size=100, split_seed=1)
+    assert not torch.equal(a.splits["val"][0], c.splits["val"][0])
+
+
+def test_statistics_are_fit_on_the_training_part_only(tiny_root):
+    dm = module(tiny_root, Standardize(), val_size=100)
+    train = dm.splits["train"][0]
+    assert train.mean().item() == pytest.approx(0.0, abs=1e-4)
+    assert abs(dm.splits["test"][0].mean().item()) > 1e-4 or abs(dm.splits["val"][0].mean().item()) > 1e-4
+
+
+def test_val_size_out_of_range_is_rejected(tiny_root):
+    with pytest.raises(ValueError, match="val_size=600 must be in 0..599"):
+        module(tiny_root, val_size=600)
+
+
+def test_batches_cover_every_index_once_per_epoch_in_a_seeded_order():
+    x = torch.arange(103).float()[:, None]
+    loader = TensorBatches(x, torch.arange(103), batch_size=10, shuffle=True, seed=3)
+    assert len(loader) == 11
+    orders = []
+    for epoch in (0, 1, 0):
+        loader.sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert all(torch.equal(bx[:, 0].long(), by) for bx, by in batches)  # images stay with labels
+        orders.append(torch.cat([by for _, by in batches]))
+        assert sorted(orders[-1].tolist()) == list(range(103))
+    assert not torch.equal(orders[0], orders[1])
+    assert torch.equal(orders[0], orders[2])
+    same_seed = TensorBatches(x, torch.arange(103), batch_size=10, shuffle=True, seed=3)
+    assert torch.equal(torch.cat([by for _, by in same_seed]), orders[0])
+
+
+def test_eval_batches_are_in_order_and_ranks_split_the_data():
+    y = torch.arange(25)
+    assert torch.equal(torch.cat([b for _, b in TensorBatches(y[:, None], y, 10)]), y)
+    shards = [torch.cat([b for _, b in TensorBatches(y[:, None], y, 4, shuffle=True, rank=r, world_size=2)]) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 13
+    assert set(shards[0].tolist()) | set(shards[1].tolist()) == set(range(25))
+
+
+def test_same_samples_as_torchvision_dataset(real_root):
+    from torchvision.datasets import FashionMNIST
+
+    plain = FashionMNIST(str(real_root), train=False)
+    dm = module(real_root, NoScaling(), verify=True)
+    x, y = dm.splits["test"]
+    assert torch.equal(x[123].reshape(28, 28), plain.data[123].float()) and y[123] == plain.targets[123]
+
+
+@pytest.mark.real_data
+def test_real_data_sizes_and_split(real_root):
+    data = sources.load(str(real_root))
+    assert data["train_images"].shape == (60_000, 28, 28) and data["test_images"].shape == (10_000, 28, 28)
+    assert data["train_images"].dtype == torch.uint8
+    assert torch.bincount(data["train_labels"]).tolist() == [6000] * 10
+    dm = module(real_root, MaxScaling(), verify=True)
+    assert len(dm.splits["train"][0]) == 55_000 and len(dm.splits["val"][0]) == 5_000
+    assert len(dm.splits["test"][0]) == 10_000

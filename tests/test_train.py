@@ -1,0 +1,41 @@
+"""End to end on the real data, through the real entry point, as a user runs it."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import read_metrics, train
+
+
+def one_epoch(tmp_path: Path, real_root: Path, scaling: str, *extra: str) -> tuple[Path, dict, str]:
+    run_dir = tmp_path / scaling
+    proc = train(f"scaling={scaling}", "trainer.max_epochs=1", f"data.root={real_root}", f"hydra.run.dir={run_dir}", *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, read_metrics(run_dir), proc.stdout
+
+
+@pytest.mark.real_data
+def test_max_learns_in_one_epoch(tmp_path, real_root):
+    run_dir, metrics, stdout = one_epoch(tmp_path, real_root, "max")
+    assert metrics["status"] == "completed" and not metrics["collapsed"]
+    assert metrics["final"]["test/acc"] >= 0.75  # the original loop: 0.79 after one epoch
+    assert metrics["final"]["train_full/acc"] >= 0.75 and metrics["final"]["val/acc"] >= 0.75
+    assert metrics["final"]["diag/dead_frac"] <= 0.1
+    assert metrics["initial"]["diag/loss"] == pytest.approx(2.3, abs=0.1)  # ln 10 at init
+    assert [h["epoch"] for h in metrics["history"]] == [1]
+    assert metrics["config"]["model"]["optimizer"]["lr"] == 0.01 and metrics["config"]["data"]["batch_size"] == 32
+    # the run says where its outputs are, and they are there
+    assert str(run_dir) in stdout and re.search(r"test\s+acc\s+\d+\.\d+%", stdout)
+    assert list(run_dir.glob("events.out.tfevents.*")) and (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.real_data
+def test_raw_pixels_collapse_to_chance(tmp_path, real_root):
+    _, metrics, stdout = one_epoch(tmp_path, real_root, "none")
+    assert metrics["status"] == "completed" and metrics["collapsed"]
+    assert metrics["final"]["test/acc"] <= 0.40  # the article's effect
+    assert metrics["final"]["diag/dead_frac"] >= 0.5  # the mechanism: the hidden ReLUs died
+    assert metrics["initial"]["diag/preact_std"] > 100 * 0.3  # ~255x the / 255 pre-activations
+    assert "collapsed" in stdout
