@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -54,8 +55,9 @@ class ScalingClassifier(L.LightningModule):
     training accuracy. ``val/*`` and ``test/*`` likewise after the epoch and after fit.
 
     A non-finite training loss is a result, not a crash: the run stops and ``diverged_at`` holds
-    the epoch and step of the first one. Checking needs the loss on the host, so an accelerator
-    checks every ``divergence_check_every`` steps (the step recorded is still the first bad one).
+    the epoch and step where it was seen. Checking needs the loss on the host: the CPU checks
+    every step, an accelerator every ``divergence_check_every`` (default 50) steps, so there the
+    step recorded is up to that many steps after the first bad one.
 
     Args are plain values (no modules, no callables), so checkpoints load with
     ``torch.load(weights_only=True)``. ``optimizer`` is a Hydra config: ``_target_`` and arguments.
@@ -86,38 +88,45 @@ class ScalingClassifier(L.LightningModule):
         )
         self.net = MLP(in_features, hidden, num_classes, activation)
         self.loss_fn = nn.CrossEntropyLoss()
+        # validate_args=False: the checks cost a host sync per update
         self.accuracy = nn.ModuleDict(
-            {f"{name}_acc": MulticlassAccuracy(num_classes, average="micro") for name in ("train", *EVAL_SPLITS)}
+            {f"{name}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False) for name in ("train", *EVAL_SPLITS)}
         )
+        self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not be dropped
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.divergence_check_every = divergence_check_every
-        self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
         self.diverged_at: dict[str, int] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
     # ---- training
+    def on_train_epoch_start(self) -> None:
+        self._last_batch = self.trainer.num_training_batches - 1
+        self._check_every = self.divergence_check_every or (1 if self.device.type == "cpu" else 50)
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
+        # accumulated on the device and logged once per epoch: a self.log per step costs more
+        # than a quarter of this model's step
         self.accuracy["train_acc"].update(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, batch_size=len(y))
-        self._watch_divergence(loss, batch_idx)
+        self.train_loss.update(loss.detach(), len(y))
+        if batch_idx % self._check_every == 0 and not torch.isfinite(loss):
+            self.diverged_at = {"epoch": self.current_epoch, "step": self.global_step}
+            self.trainer.should_stop = True
+        if batch_idx == self._last_batch or self.diverged_at:
+            self._log_train_epoch()
         return loss
 
-    def _watch_divergence(self, loss: Tensor, batch_idx: int) -> None:
-        first = self.first_nonfinite_step
-        first.copy_(torch.where((first < 0) & ~torch.isfinite(loss), self.global_step, first))  # no host sync
-        every = self.divergence_check_every or (1 if self.device.type == "cpu" else 50)
-        if (batch_idx + 1) % every and batch_idx + 1 != self.trainer.num_training_batches:
-            return
-        step = int(first)
-        if step >= 0 and self.diverged_at is None:
-            self.diverged_at = {"epoch": self.current_epoch, "step": step}
-            self.trainer.should_stop = True
+    def _log_train_epoch(self) -> None:
+        # logged from the last step rather than on_train_epoch_end, which Lightning calls after
+        # the callbacks' (the run recorder must see the epoch's values)
+        self.log("train/loss", self.train_loss.compute(), on_step=False, on_epoch=True, batch_size=1)
+        self.log("train/acc", self.accuracy["train_acc"].compute(), on_step=False, on_epoch=True, batch_size=1)
+        self.train_loss.reset()
+        self.accuracy["train_acc"].reset()
 
     # ---- evaluation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
