@@ -60,8 +60,10 @@ def _split(override: str) -> tuple[str, str]:
 
 
 def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Group jobs by their overrides other than the seed; returns ``(group keys, rows)``."""
-    keys = sorted({k for job in jobs for k in job["overrides"] if k != SEED_KEY and k != "experiment"})
+    """Group jobs by the overrides that vary between them, other than the seed; returns
+    ``(group keys, rows)``. Overrides shared by every job (``data.root=...``) group nothing."""
+    all_keys = {k for job in jobs for k in job["overrides"] if k != SEED_KEY}
+    keys = sorted(k for k in all_keys if len({job["overrides"].get(k) for job in jobs}) > 1)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for job in jobs:
         groups.setdefault(tuple(job["overrides"].get(k, "") for k in keys), []).append(job)

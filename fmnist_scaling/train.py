@@ -79,11 +79,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
 
     if threads:
         torch.set_num_threads(threads)
+    _quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
     record: dict[str, Any] = {
         "status": "running",
         "run_dir": str(run_dir),
         "overrides": overrides,
+        "threads": torch.get_num_threads(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
@@ -132,6 +134,16 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         logger.finalize("success")
     _print_summary(record)
     return results.objective(record)
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's notices that say nothing about this run (an advert, a deprecation
+    inside Lightning, a per-step logging interval this project does not use)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
 
 
 def _check_resume(cfg: DictConfig, run_dir: Path) -> None:

@@ -75,7 +75,9 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, env: di
 
 
 def train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return run_module("fmnist_scaling.train", "trainer.enable_progress_bar=false", *args, cwd=cwd, **kwargs)
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) come before overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    return run_module("fmnist_scaling.train", *flags, "trainer.enable_progress_bar=false", *overrides, cwd=cwd, **kwargs)
 
 
 def read_metrics(run_dir: Path) -> dict:
