@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
-from fmnist_scaling.model import MLP
+from fmnist_scaling.mlp import MLP
 
 #: An output this close to an activation's bounds counts as saturated (sigmoid: < 0.01 or > 0.99).
 SATURATION_MARGIN = 0.01

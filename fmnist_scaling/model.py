@@ -1,8 +1,7 @@
-"""The model: a plain ``nn.Module`` MLP, and the LightningModule that trains and measures it."""
+"""The LightningModule that trains the :class:`~fmnist_scaling.mlp.MLP` and measures it."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,36 +13,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+from fmnist_scaling.mlp import MLP
+
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
-
-
-class MLP(nn.Module):
-    """``in_features -> hidden... -> num_classes`` with PyTorch's default init and no
-    normalization layer: nothing in the model may hide the scale of its input.
-
-    Layers are named ``fc1, act1, fc2, act2, ..., out`` so diagnostics can address them.
-    """
-
-    def __init__(
-        self, in_features: int = 784, hidden: Sequence[int] = (1000,), num_classes: int = 10, activation: str = "relu"
-    ) -> None:
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is not one of: {', '.join(ACTIVATIONS)}")
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        width = in_features
-        for i, out in enumerate(hidden, start=1):
-            layers[f"fc{i}"] = nn.Linear(width, out)
-            layers[f"act{i}"] = ACTIVATIONS[activation]()
-            width = out
-        layers["out"] = nn.Linear(width, num_classes)
-        self.layers = nn.Sequential(layers)
-        self.activation = activation
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
 
 
 class ScalingClassifier(L.LightningModule):

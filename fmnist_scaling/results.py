@@ -1,6 +1,6 @@
 """A run's record: ``metrics.json`` in its directory, written atomically after every epoch.
 
-Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``), ``collapsed``
+Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``, ``interrupted``), ``collapsed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
 ``error``, ``wall_time_s``, ``overrides`` and ``config`` (the composed config).

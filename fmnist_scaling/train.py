@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from fmnist_scaling import results
+from fmnist_scaling import quiet_lightning, results
 from fmnist_scaling.validate import ConfigError, validate
 
 log = logging.getLogger("fmnist_scaling")
@@ -74,12 +74,14 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     import torch
     from hydra.utils import instantiate
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from fmnist_scaling.diagnostics import Diagnostics
     from fmnist_scaling.sources import DataError
 
     if threads:
         torch.set_num_threads(threads)
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
     record: dict[str, Any] = {
         "status": "running",
@@ -113,6 +115,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
         tested = trainer.test(model, datamodule=datamodule, verbose=False)
+    except SIGTERMException:  # Lightning stops at a step boundary; the last checkpoint resumes it
+        results.write(run_dir, snapshot(status="interrupted"))
+        print(f"interrupted; resume with: resume={run_dir}", file=sys.stderr)
+        sys.exit(143)
     except Exception as err:  # recorded, so a sweep's summary shows the job as failed
         results.write(run_dir, snapshot(status="failed", error=f"{type(err).__name__}: {err}"))
         if not in_sweep:
@@ -136,22 +142,15 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     return results.objective(record)
 
 
-def _quiet_lightning() -> None:
-    """Drop Lightning's notices that say nothing about this run (an advert, a deprecation
-    inside Lightning, a per-step logging interval this project does not use)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
-
-
 def _check_resume(cfg: DictConfig, run_dir: Path) -> None:
     if cfg.get("resume") is None:
         return
+    from fmnist_scaling.evaluate import load_checkpoint
+
     last = run_dir / "checkpoints" / "last.ckpt"
-    if not run_dir.is_dir() or not (last.is_file() or (run_dir / results.METRICS_FILE).is_file()):
+    if not last.is_file():
         raise ConfigError(f"resume={cfg.resume!r} is invalid: it must be a run directory holding checkpoints/last.ckpt")
+    load_checkpoint(last)
 
 
 def _reject(err: Exception, run_dir: Path, in_sweep: bool) -> float:
@@ -213,5 +212,28 @@ def _print_summary(record: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
-if __name__ == "__main__":
+def unwritable_output(argv: list[str]) -> str | None:
+    """Why the output folder of ``argv``'s run or sweep cannot be written, or None. Checked
+    before Hydra starts, which would otherwise fail creating it with a traceback."""
+    import os
+
+    overrides = dict(a.split("=", 1) for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")))
+    for key, folder in overrides.items() or {"output": "lightning_logs"}.items():
+        path = Path(folder)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        if not path.is_dir() or not os.access(path, os.W_OK):
+            return f"{key}={folder} cannot be written: {path} is {'not a folder' if not path.is_dir() else 'read-only'}"
+    return None
+
+
+def cli() -> None:
+    problem = unwritable_output(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from fmnist_scaling.model import ACTIVATIONS
+from fmnist_scaling.mlp import ACTIVATIONS
 
 #: Images in the official Fashion-MNIST training set (the validation split is taken from it).
 TRAIN_SIZE = 60_000

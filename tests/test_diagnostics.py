@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fmnist_scaling.diagnostics import probe
-from fmnist_scaling.model import MLP
+from fmnist_scaling.mlp import MLP
 
 
 def tiny(activation: str) -> MLP:

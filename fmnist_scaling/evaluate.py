@@ -1,0 +1,101 @@
+"""Evaluate a trained model again on the test split:
+
+    python -m fmnist_scaling.evaluate ckpt_path=<checkpoint file or run directory>
+
+The model and the scaling, with the statistics it was fit with, are rebuilt from the checkpoint
+(loaded with ``weights_only=True``: tensors and plain values only). Prints accuracy, loss and a
+per-class accuracy table, and writes them to ``evaluation.json`` next to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from fmnist_scaling.validate import ConfigError
+
+
+def find_checkpoint(ckpt_path: str) -> Path:
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r} is invalid: no checkpoint file or run directory (with checkpoints/last.ckpt) there")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint as plain data; a clear error for anything that is not one of ours."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"{path} is not a checkpoint that loads with weights_only=True ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise ConfigError(f"{path} is not a checkpoint of fmnist_scaling (no state_dict / hyper_parameters in it)")
+    return checkpoint
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from fmnist_scaling import quiet_lightning
+    from fmnist_scaling.data import FashionMNISTDataModule
+    from fmnist_scaling.model import ScalingClassifier
+    from fmnist_scaling.sources import CLASSES
+
+    quiet_lightning()
+    path = find_checkpoint(cfg.ckpt_path)
+    checkpoint = load_checkpoint(path)
+    data_state = next((v for v in checkpoint.values() if isinstance(v, dict) and "scaling_state" in v), None)
+    if data_state is None:
+        raise ConfigError(f"{path} holds no scaling statistics (was it written by fmnist_scaling.train?)")
+    model = ScalingClassifier(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    scaling = instantiate(data_state["scaling"])
+    scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
+    datamodule = FashionMNISTDataModule(
+        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False, **cfg.data
+    )
+    trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    confusion = model.test_confusion.compute().cpu()
+    per_class = (confusion.diag() / confusion.sum(dim=1).clamp_min(1)).tolist()
+    result = {
+        "checkpoint": str(path),
+        "scaling": data_state["scaling"],
+        "test/acc": tested["test/acc"],
+        "test/loss": tested["test/loss"],
+        "per_class_acc": dict(zip(CLASSES, per_class)),
+        "confusion_matrix": confusion.tolist(),
+    }
+    (path.parent / "evaluation.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def print_result(result: dict[str, Any]) -> None:
+    print(f"{result['checkpoint']}: test accuracy {100 * result['test/acc']:.2f}%, loss {result['test/loss']:.4f}")
+    for name, acc in result["per_class_acc"].items():
+        print(f"  {name:<12} {100 * acc:6.2f}%")
+    print(f"written: {Path(result['checkpoint']).parent / 'evaluation.json'}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        print_result(evaluate(cfg))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Bad input through the real entry point: a non-zero exit, one line naming the bad value and
+what is allowed, and no run folder left behind."""
+
+import pytest
+
+from fmnist_scaling import sources
+from tests.conftest import make_tiny, train
+
+BAD_VALUES = [
+    ("scaling=foo", "Could not find 'scaling/foo'", "per_pixel"),
+    ("model.activation=swish", "model.activation='swish' is invalid", "relu, sigmoid, tanh, gelu"),
+    ("model/optimizer=rmsprop", "Could not find 'model/optimizer/rmsprop'", "adam"),
+    ("model.optimizer.lr=0", "model.optimizer.lr=0 is invalid", "finite number > 0"),
+    ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1 is invalid", "finite number > 0"),
+    ("model.optimizer.lr=fast", "model.optimizer.lr='fast' is invalid", "finite number > 0"),
+    ("data.batch_size=0", "data.batch_size=0 is invalid", "integer >= 1"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid", "integer >= 1"),
+    ("data.val_size=-1", "data.val_size=-1 is invalid", "0..59999"),
+    ("data.val_size=60000", "data.val_size=60000 is invalid", "0..59999"),
+    ("model.hidden=[1000,0]", "model.hidden=[1000, 0] is invalid", "integers >= 1"),
+    ("scaling=per_pixel scaling.eps=0", "scaling.eps=0 is invalid", "number > 0"),
+    ("trainer.accelerator=tpux", "trainer.accelerator='tpux' is invalid", "auto, cpu, gpu"),
+    ("trainer.accelerator=cpu trainer.devices=4096", "trainer.devices=4096 is invalid", "cpu device(s)"),
+    ("resume=no/such/run", "resume='no/such/run' is invalid", "checkpoints/last.ckpt"),
+    ("hydra.run.dir=README.md/run", "cannot be written", "not a folder"),
+]
+
+
+@pytest.mark.parametrize("overrides,message,allowed", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_value_is_one_clear_error(tmp_path, overrides, message, allowed):
+    (tmp_path / "README.md").write_text("a file, not a folder")
+    proc = train(*overrides.split(), "data.root=unused", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr and allowed in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("lightning_logs/runs/*"))  # nothing half-written
+    assert not (tmp_path / "unused").exists()  # rejected before any data was looked for
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_text("not a checkpoint")
+    proc = train(f"resume={run}", "data.root=unused", cwd=tmp_path)
+    assert proc.returncode == 2 and "is not a checkpoint that loads with weights_only=True" in proc.stderr
+    assert (run / "checkpoints" / "last.ckpt").read_text() == "not a checkpoint"  # left as it was
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_corrupt_data_folder(tmp_path, damage):
+    raw = sources.raw_folder(tmp_path / "data")
+    make_tiny(raw)
+    path = raw / "train-images-idx3-ubyte"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:5000])
+    proc = train("data.root=data", "data.local_copy=null", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "train-images-idx3-ubyte is not the Fashion-MNIST file" in proc.stderr and "Delete" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not list(tmp_path.glob("lightning_logs/runs/*"))
+
+
+def test_no_data_anywhere(tmp_path):
+    proc = train("data.root=data", f"data.local_copy={tmp_path / 'none'}", "data.download=false", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Fashion-MNIST not found" in proc.stderr and "apt-get install -y dataset-fashion-mnist" in proc.stderr
+    assert not list(tmp_path.glob("lightning_logs/runs/*"))
+
+
+def test_evaluate_bad_paths(tmp_path):
+    from tests.conftest import run_module
+
+    (tmp_path / "junk.ckpt").write_text("junk")
+    missing = run_module("fmnist_scaling.evaluate", "ckpt_path=missing.ckpt", cwd=tmp_path)
+    assert missing.returncode == 2 and "ckpt_path='missing.ckpt' is invalid" in missing.stderr
+    junk = run_module("fmnist_scaling.evaluate", "ckpt_path=junk.ckpt", cwd=tmp_path)
+    assert junk.returncode == 2 and "junk.ckpt is not a checkpoint" in junk.stderr
