@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-
 METRICS_FILE = "metrics.json"
 #: Statuses of a run that is over: a re-run of its sweep skips it instead of redoing it.
 FINISHED = ("completed", "diverged")
@@ -58,28 +56,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-class RunRecorder(L.Callback):
-    """Collects each epoch's logged metrics into ``history`` and hands the record on to
-    ``on_epoch`` (which writes ``metrics.json``) so a killed run keeps its finished epochs.
-
-    Its state travels in checkpoints: a resumed run continues the same history.
-    """
-
-    def __init__(self, on_epoch: Any = None) -> None:
-        self.history: list[dict[str, float]] = []
-        self.on_epoch = on_epoch
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
-        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("test/")}
-        self.history = [h for h in self.history if h["epoch"] < entry["epoch"]] + [entry]
-        if self.on_epoch is not None:
-            self.on_epoch()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = state_dict["history"]

@@ -77,6 +77,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from fmnist_scaling.diagnostics import Diagnostics
+    from fmnist_scaling.recorder import RunRecorder
     from fmnist_scaling.sources import DataError
 
     if threads:
@@ -96,7 +97,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     except DataError as err:
         return _reject(err, run_dir, in_sweep)
     model = instantiate(cfg.model, _recursive_=False)
-    recorder = results.RunRecorder()
+    recorder = RunRecorder()
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
     if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
@@ -106,7 +107,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
 
     def snapshot(**extra: Any) -> dict[str, Any]:
         initial = diagnostics.initial if diagnostics else {}
-        return {**record, "history": recorder.history, "initial": initial, "wall_time_s": time.perf_counter() - start, **extra}
+        timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
+        if torch.cuda.is_available():
+            timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+        return {**record, "history": recorder.history, "initial": initial, **timing, **extra}
 
     recorder.on_epoch = lambda: results.write(run_dir, snapshot())
     last = run_dir / "checkpoints" / "last.ckpt"

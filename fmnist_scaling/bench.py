@@ -1,0 +1,166 @@
+"""Benchmark: the project's ``train`` against the article's loop and the floor
+(:mod:`fmnist_scaling.reference`), whole processes, interleaved A B C A B C ...
+
+    python -m fmnist_scaling.bench            # 5 epochs, 3 repetitions, and the cost curve
+    python -m fmnist_scaling.bench --quick    # 1 epoch, 1 repetition, a short cost curve
+
+Prints median wall time, the ratios project / article and project / floor, time from launch to
+the first training step, peak RSS (and GPU memory on a GPU), then the project's time per epoch by
+batch size and hidden width. Writes everything as JSON (``--out``). Run it on a quiet machine:
+other busy processes distort timings far more than run-to-run noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+CONTENDERS = ("article", "floor", "project")
+
+
+def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
+    """Run ``cmd`` to the end: wall time, launch time, peak RSS of that process, stdout."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        launched, start = time.time(), time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, not all children's
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()[-2000:]}")
+        return {"launched": launched, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": out.read()}
+
+
+def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_steps: int | None) -> dict[str, Any]:
+    if name == "project":
+        run_dir = work / f"project_{rep}"
+        cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", f"trainer.max_epochs={epochs}",
+               "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.run.dir={run_dir}"]
+        if max_steps:
+            cmd.append(f"trainer.limit_train_batches={max_steps}")
+        result = run_process(cmd, work)
+        record = json.loads((run_dir / "metrics.json").read_text())
+        extra = {"first_step_at": record["first_step_at"], "train_acc": record["final"].get("train_full/acc"),
+                 "gpu_peak_bytes": record.get("gpu_peak_bytes")}
+    else:
+        cmd = [sys.executable, "-m", "fmnist_scaling.reference", name, f"--epochs={epochs}", f"--root={root}"]
+        if max_steps:
+            cmd.append(f"--max-steps={max_steps}")
+        result = run_process(cmd, work)
+        reported = json.loads(result["stdout"].strip().splitlines()[-1])
+        extra = {"first_step_at": reported["first_step_at"], "train_acc": reported["train_acc"][-1],
+                 "gpu_peak_bytes": reported.get("gpu_peak_bytes")}
+    return {
+        "wall_s": result["wall_s"],
+        "first_step_s": extra["first_step_at"] - result["launched"],
+        "peak_rss_mb": result["peak_rss_mb"],
+        "train_acc": extra["train_acc"],
+        "gpu_peak_mb": extra["gpu_peak_bytes"] / 2**20 if extra["gpu_peak_bytes"] else None,
+    }
+
+
+def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path, max_steps: int | None) -> list[dict[str, Any]]:
+    """The project's time per epoch by batch size and hidden width: the training steps alone, and
+    with the after-epoch passes (validation and the whole training split)."""
+    rows = []
+    for width in widths:
+        for batch_size in batch_sizes:
+            run_dir = work / f"curve_{width}_{batch_size}"
+            cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", "trainer.max_epochs=1",
+                   "trainer.enable_progress_bar=false", f"data.batch_size={batch_size}", f"model.hidden=[{width}]",
+                   f"data.root={root}", f"hydra.run.dir={run_dir}"]
+            if max_steps:
+                cmd.append(f"trainer.limit_train_batches={max_steps}")
+            run_process(cmd, work)
+            record = json.loads((run_dir / "metrics.json").read_text())
+            epoch = record["history"][0]
+            rows.append({"hidden": width, "batch_size": batch_size, "train_s": epoch["train_time_s"],
+                         "epoch_s": epoch["epoch_time_s"], "steps": epoch["step"],
+                         "ms_per_step": 1000 * epoch["train_time_s"] / epoch["step"], "val_acc": epoch.get("val/acc")})
+            print(f"  hidden {width:>5}  batch {batch_size:>5}: training {epoch['train_time_s']:6.2f} s "
+                  f"({rows[-1]['ms_per_step']:.2f} ms/step), with evaluation {epoch['epoch_time_s']:6.2f} s, "
+                  f"val acc {100 * (epoch.get('val/acc') or 0):.1f}%", flush=True)
+    return rows
+
+
+def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    table = {}
+    for name, results in runs.items():
+        table[name] = {key: statistics.median(r[key] for r in results) for key in ("wall_s", "first_step_s", "peak_rss_mb", "train_acc")}
+        gpu = [r["gpu_peak_mb"] for r in results if r["gpu_peak_mb"] is not None]
+        table[name]["gpu_peak_mb"] = statistics.median(gpu) if gpu else None
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.bench")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repetition, a short cost curve")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default 5; quick: 1)")
+    parser.add_argument("--reps", type=int, help="interleaved repetitions (default 3; quick: 1)")
+    parser.add_argument("--max-steps", type=int, help="training steps per epoch (default: all)")
+    parser.add_argument("--root", default="data", help="the data folder (default: data)")
+    parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
+    parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/bench/<time>.json)")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 5)
+    reps = args.reps or (1 if args.quick else 3)
+    root = str(Path(args.root).resolve())
+    out = args.out or Path("lightning_logs/bench") / f"bench_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    from fmnist_scaling import sources
+
+    sources.prepare(root)  # decode the data once, outside every timing
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"{epochs} epoch(s), {reps} interleaved repetition(s) of {', '.join(CONTENDERS)}", flush=True)
+        for rep in range(reps):
+            for name in CONTENDERS:
+                runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps))
+                r = runs[name][-1]
+                print(f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, first step after {r['first_step_s']:.1f} s, "
+                      f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        table = summarize(runs)
+        curve = []
+        if not args.no_curve:
+            print("cost curve (project, 1 epoch):", flush=True)
+            batch_sizes, widths = ([32, 1024], [1000]) if args.quick else ([32, 64, 128, 256, 512, 1024], [1000, 4000])
+            curve = cost_curve(batch_sizes, widths, root, work, args.max_steps)
+    ratios = {
+        "project/article": table["project"]["wall_s"] / table["article"]["wall_s"],
+        "project/floor": table["project"]["wall_s"] / table["floor"]["wall_s"],
+    }
+    print(f"\n| median of {reps} | wall s | first step s | peak RSS MB | train acc |" + (" GPU MB |" if table["project"]["gpu_peak_mb"] else ""))
+    print("|---|---|---|---|---|" + ("---|" if table["project"]["gpu_peak_mb"] else ""))
+    for name, row in table.items():
+        gpu = f" {row['gpu_peak_mb']:.0f} |" if row["gpu_peak_mb"] else ""
+        print(f"| {name} | {row['wall_s']:.1f} | {row['first_step_s']:.1f} | {row['peak_rss_mb']:.0f} | {100 * row['train_acc']:.1f}% |{gpu}")
+    print(f"\nproject / article loop: {ratios['project/article']:.2f}x    project / floor: {ratios['project/floor']:.2f}x")
+    import platform
+
+    import torch
+
+    report = {
+        "epochs": epochs, "reps": reps, "max_steps": args.max_steps, "median": table, "ratios": ratios, "runs": runs,
+        "cost_curve": curve, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+                                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+    }
+    out.write_text(json.dumps(report, indent=1))
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
