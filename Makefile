@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup data train test test-all study article figures bench clean
+.PHONY: setup data train test test-all study article docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,11 +41,14 @@ study: data
 article: data
 	$(PY) -m fmnist_scaling.train -m +experiment=article
 
-# README figures and tables, from a finished sweep: make figures SWEEP=lightning_logs/multirun/<dir>
-figures: setup
-	$(PY) -m fmnist_scaling.report $(SWEEP)
-	cp $(SWEEP)/curves.png docs/curves.png
-	cp $(SWEEP)/summary.md docs/summary.md
+# The README's tables and figures: the article's experiment, the 6-mode x 3-seed study and the
+# lr grid, 2 jobs at a time (about 25 minutes on 2 cores). Re-running skips finished jobs.
+SWEEPS := lightning_logs/multirun
+docs: data
+	$(PY) -m fmnist_scaling.train -m +experiment=article +launcher=parallel hydra.sweep.dir=$(SWEEPS)/article
+	$(PY) -m fmnist_scaling.train -m +launcher=parallel hydra.sweep.dir=$(SWEEPS)/study
+	$(PY) -m fmnist_scaling.train -m +experiment=lr_grid +launcher=parallel hydra.sweep.dir=$(SWEEPS)/lr_grid
+	for s in article study lr_grid; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
 
 bench: data
 	$(PY) -m fmnist_scaling.bench

@@ -49,6 +49,8 @@ def new_run_dir(resume: str | None, base: str, name: str) -> str:
 
 
 OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=True)
+# a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
+OmegaConf.register_new_resolver("flat", lambda name: name.replace("/", "."), replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
