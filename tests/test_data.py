@@ -18,10 +18,13 @@ def module(root, scaling=None, **kwargs):
 
 def test_tiny_split_sizes_dtypes_and_scaling(tiny_root):
     dm = module(tiny_root, val_size=100)
-    x, y = dm.splits["train"]
+    x, y = dm.scaled("train")
     assert x.shape == (500, 784) and x.dtype == torch.float32 and y.dtype == torch.int64
-    assert dm.splits["val"][0].shape == (100, 784) and dm.splits["test"][0].shape == (200, 784)
+    assert dm.scaled("val")[0].shape == (100, 784) and dm.scaled("test")[0].shape == (200, 784)
     assert 0.0 <= x.min() and x.max() == pytest.approx(250 / 255)
+    xb, yb = next(iter(dm.train_dataloader()))  # batches come out scaled, the split stays uint8
+    assert xb.shape == (32, 784) and xb.dtype == torch.float32 and xb.max() <= 1.0 and yb.shape == (32,)
+    assert dm.splits["train"][0].dtype == torch.uint8
     assert dm.val_loader_names == ["val", "train_full"]
     assert module(tiny_root, val_size=0).val_loader_names == ["train_full"]
 
@@ -29,17 +32,17 @@ def test_tiny_split_sizes_dtypes_and_scaling(tiny_root):
 def test_validation_split_is_the_same_for_every_mode_and_seed(tiny_root):
     a = module(tiny_root, NoScaling(), val_size=100, seed=0)
     b = module(tiny_root, MaxScaling(), val_size=100, seed=7)
-    assert torch.equal(a.splits["val"][1], b.splits["val"][1])
-    assert torch.equal(a.splits["val"][0] / 255, b.splits["val"][0])
+    assert torch.equal(a.scaled("val")[1], b.scaled("val")[1])
+    assert torch.equal(a.scaled("val")[0] / 255, b.scaled("val")[0])
     c = module(tiny_root, NoScaling(), val_size=100, split_seed=1)
-    assert not torch.equal(a.splits["val"][0], c.splits["val"][0])
+    assert not torch.equal(a.scaled("val")[0], c.scaled("val")[0])
 
 
 def test_statistics_are_fit_on_the_training_part_only(tiny_root):
     dm = module(tiny_root, Standardize(), val_size=100)
-    train = dm.splits["train"][0]
+    train = dm.scaled("train")[0]
     assert train.mean().item() == pytest.approx(0.0, abs=1e-4)
-    assert abs(dm.splits["test"][0].mean().item()) > 1e-4 or abs(dm.splits["val"][0].mean().item()) > 1e-4
+    assert abs(dm.scaled("test")[0].mean().item()) > 1e-4 or abs(dm.scaled("val")[0].mean().item()) > 1e-4
 
 
 def test_val_size_out_of_range_is_rejected(tiny_root):
@@ -77,7 +80,7 @@ def test_same_samples_as_torchvision_dataset(real_root):
 
     plain = FashionMNIST(str(real_root), train=False)
     dm = module(real_root, NoScaling(), verify=True)
-    x, y = dm.splits["test"]
+    x, y = dm.scaled("test")
     assert torch.equal(x[123].reshape(28, 28), plain.data[123].float()) and y[123] == plain.targets[123]
 
 
@@ -88,5 +91,5 @@ def test_real_data_sizes_and_split(real_root):
     assert data["train_images"].dtype == torch.uint8
     assert torch.bincount(data["train_labels"]).tolist() == [6000] * 10
     dm = module(real_root, MaxScaling(), verify=True)
-    assert len(dm.splits["train"][0]) == 55_000 and len(dm.splits["val"][0]) == 5_000
-    assert len(dm.splits["test"][0]) == 10_000
+    assert len(dm.scaled("train")[0]) == 55_000 and len(dm.scaled("val")[0]) == 5_000
+    assert len(dm.scaled("test")[0]) == 10_000

@@ -2,6 +2,7 @@
 the parallel launcher, and the launcher configs that cannot run here."""
 
 import csv
+import json
 import statistics
 
 import pytest
@@ -65,6 +66,21 @@ def test_rerun_of_a_finished_sweep_skips_every_job(sweep, real_root):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("already completed, skipped") == 4
     assert before == {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
+
+
+@pytest.mark.real_data
+def test_rerun_of_an_interrupted_sweep_resumes_only_the_unfinished_job(sweep, real_root):
+    sweep_dir, _ = sweep
+    job = sweep_dir / f"scaling=max,seed=1,{SHORT[1]},{SHORT[0]}"
+    record = read_metrics(job)
+    (job / "metrics.json").write_text(json.dumps({**record, "status": "running"}))  # as if killed
+    proc = train("-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}", cwd=sweep_dir.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("already completed, skipped") == 3
+    assert f"resuming {job}" in proc.stdout
+    resumed = read_metrics(job)
+    assert resumed["status"] == "completed" and resumed["history"] == record["history"]
+    assert resumed["final"]["test/acc"] == pytest.approx(record["final"]["test/acc"], abs=1e-6)
 
 
 def test_report_on_a_folder_without_jobs(tmp_path):
