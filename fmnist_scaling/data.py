@@ -44,6 +44,11 @@ class TensorBatches:
     ``shuffle`` draws ``i`` from an :class:`EpochPermutation`; otherwise batches are contiguous
     slices (views, no copy). Under DDP each rank takes every ``world_size``-th index of the same
     permutation, padded by wrap-around to equal length as ``DistributedSampler`` does.
+
+    With ``group=K`` each item is instead a list of up to K consecutive batches, cut and scaled
+    as one block: the training loader hands Lightning K SGD steps at a time (see
+    :class:`~fmnist_scaling.model.ScalingClassifier`). The batches, and their order, are the same
+    for every K.
     """
 
     batch_sampler = None  # Lightning inspects loaders for one; batches here need none
@@ -58,30 +63,40 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         transform: Callable[[Tensor], Tensor] | None = None,
+        group: int | None = None,
     ) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
+        self.x, self.y, self.batch_size, self.group = x, y, batch_size, group
         self.transform = transform or (lambda batch: batch)
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochPermutation(len(x), seed) if shuffle else None
+
+    def _rows(self) -> int:
+        return self.batch_size * (self.group or 1)
 
     def _rank_size(self) -> int:
         return -(-len(self.x) // self.world_size)
 
     def __len__(self) -> int:
-        return -(-self._rank_size() // self.batch_size)
+        return -(-self._rank_size() // self._rows())
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
+        for x, y in self._blocks(self._rows()):
+            if self.group is None:
+                yield x, y
+            else:
+                yield list(zip(x.split(self.batch_size), y.split(self.batch_size)))
+
+    def _blocks(self, rows: int) -> Iterator[tuple[Tensor, Tensor]]:
         if self.sampler is None and self.world_size == 1:
-            for start in range(0, len(self.x), self.batch_size):
-                yield self.transform(self.x[start : start + self.batch_size]), self.y[start : start + self.batch_size]
+            for start in range(0, len(self.x), rows):
+                yield self.transform(self.x[start : start + rows]), self.y[start : start + rows]
             return
         order = self.sampler.indices() if self.sampler is not None else torch.arange(len(self.x))
         if self.world_size > 1:
             padded = self._rank_size() * self.world_size
             order = torch.cat([order, order[: padded - len(order)]])[self.rank :: self.world_size]
-        order = order.to(self.x.device)
-        for batch in order.split(self.batch_size):
-            yield self.transform(self.x[batch]), self.y[batch]
+        for block in order.to(self.x.device).split(rows):
+            yield self.transform(self.x[block]), self.y[block]
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
@@ -96,7 +111,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         verify: check the files against the known Fashion-MNIST checksums (off for own data).
         val_size: images held out of the 60,000 for validation (0: train on all, as the article).
         split_seed: the seed of the split; fixed, so every mode and seed sees the same split.
-        batch_size: training batch size.
+        batch_size: training batch size: the samples of one SGD step.
+        steps_per_batch: SGD steps handed to Lightning at a time (K batches of ``batch_size``),
+            so that Lightning's per-batch overhead, more than half a step of this small model on
+            a CPU, is paid once per K steps. The steps are the same for any K; but
+            ``trainer.limit_train_batches`` counts groups of K steps. 1: one step per batch.
         eval_batch_size: batch size of validation, test and the after-epoch training pass.
         eval_train: also pass over the whole training split after each epoch (the article's
             training accuracy, logged as ``train_full/acc``).
@@ -114,6 +133,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         val_size: int = 5000,
         split_seed: int = 0,
         batch_size: int = 32,
+        steps_per_batch: int = 16,
         eval_batch_size: int = 10_000,
         eval_train: bool = True,
         probe_size: int = 1000,
@@ -123,7 +143,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.scaling = scaling
         self.root, self.local_copy, self.download, self.verify = root, local_copy, download, verify
         self.val_size, self.split_seed = val_size, split_seed
-        self.batch_size, self.eval_batch_size, self.eval_train = batch_size, eval_batch_size, eval_train
+        self.batch_size, self.steps_per_batch = batch_size, steps_per_batch
+        self.eval_batch_size, self.eval_train = eval_batch_size, eval_train
         self.probe_size, self.seed = probe_size, seed
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
@@ -154,7 +175,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches:
         x, y = self.splits["train"]
-        return TensorBatches(x, y, self.batch_size, shuffle=True, seed=self.seed, transform=self.scaling, **self._shard())
+        return TensorBatches(
+            x, y, self.batch_size, shuffle=True, seed=self.seed, transform=self.scaling, group=self.steps_per_batch, **self._shard()
+        )
 
     def val_dataloader(self) -> list[TensorBatches]:
         return [self._eval_loader(name) for name in self.val_loader_names]

@@ -27,10 +27,14 @@ class ScalingClassifier(L.LightningModule):
     from one pass over the whole training split after the epoch, in eval mode: the article's
     training accuracy. ``val/*`` and ``test/*`` likewise after the epoch and after fit.
 
-    A non-finite training loss is a result, not a crash: the run stops and ``diverged_at`` holds
-    the epoch and step where it was seen. Checking needs the loss on the host: the CPU checks
-    every step, an accelerator every ``divergence_check_every`` (default 50) steps, so there the
-    step recorded is up to that many steps after the first bad one.
+    Optimization is done here rather than by Lightning: each Lightning batch is a list of K
+    minibatches, and ``training_step`` takes one SGD step on each (``data.steps_per_batch``).
+    Lightning's automatic optimization would wrap every step in a closure and five hooks;
+    ``global_step`` still counts SGD steps. Gradient clipping and accumulation through the
+    Trainer are therefore not available.
+
+    A non-finite training loss is a result, not a crash: the run stops after the group of steps
+    in which it appeared, and ``diverged_at`` holds the epoch and the step of the first one.
 
     Args are plain values (no modules, no callables), so checkpoints load with
     ``torch.load(weights_only=True)``. ``optimizer`` is a Hydra config: ``_target_`` and arguments.
@@ -43,7 +47,6 @@ class ScalingClassifier(L.LightningModule):
         num_classes: int = 10,
         activation: str = "relu",
         optimizer: dict[str, Any] | None = None,
-        divergence_check_every: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(optimizer, DictConfig):
@@ -67,7 +70,7 @@ class ScalingClassifier(L.LightningModule):
         )
         self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not be dropped
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.divergence_check_every = divergence_check_every
+        self.automatic_optimization = False  # see the class docstring
         self.diverged_at: dict[str, int] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -76,22 +79,34 @@ class ScalingClassifier(L.LightningModule):
     # ---- training
     def on_train_epoch_start(self) -> None:
         self._last_batch = self.trainer.num_training_batches - 1
-        self._check_every = self.divergence_check_every or (1 if self.device.type == "cpu" else 50)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = self.loss_fn(logits, y)
-        # accumulated on the device and logged once per epoch: a self.log per step costs more
-        # than a quarter of this model's step
-        self.accuracy["train_acc"].update(logits, y)
-        self.train_loss.update(loss.detach(), len(y))
-        if batch_idx % self._check_every == 0 and not torch.isfinite(loss):
-            self.diverged_at = {"epoch": self.current_epoch, "step": self.global_step}
-            self.trainer.should_stop = True
+    def training_step(self, batch: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
+        """K SGD steps, one per minibatch of ``batch`` (see ``data.steps_per_batch``)."""
+        optimizer = self.optimizers()
+        losses, logits = [], []
+        for x, y in batch:
+            out = self(x)
+            loss = self.loss_fn(out, y)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            losses.append(loss.detach())
+            logits.append(out.detach())
+        losses = torch.stack(losses)
+        labels = torch.cat([y for _, y in batch])
+        # running metrics, accumulated on the device and logged once per epoch
+        self.accuracy["train_acc"].update(torch.cat(logits), labels)
+        self.train_loss.update(losses, torch.tensor([len(y) for _, y in batch], device=losses.device))
+        self._check_divergence(losses)
         if batch_idx == self._last_batch or self.diverged_at:
             self._log_train_epoch()
-        return loss
+
+    def _check_divergence(self, losses: Tensor) -> None:
+        nonfinite = ~torch.isfinite(losses)
+        if nonfinite.any():  # one host sync per group of steps
+            first = int(nonfinite.nonzero()[0])
+            self.diverged_at = {"epoch": self.current_epoch, "step": self.global_step - len(losses) + first}
+            self.trainer.should_stop = True
 
     def _log_train_epoch(self) -> None:
         # logged from the last step rather than on_train_epoch_end, which Lightning calls after

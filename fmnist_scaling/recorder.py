@@ -30,7 +30,7 @@ class RunRecorder(L.Callback):
         self._epoch_start, self._train_end = time.perf_counter(), None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.training and self._train_end is None:
+        if self._train_end is None:  # the first validation pass of the epoch ends its training steps
             self._train_end = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -39,6 +39,7 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "seed", "must be an integer", lambda v: True, integer=True)
     _number(cfg, "model.optimizer.lr", "must be a finite number > 0", lambda v: 0 < v < math.inf)
     _number(cfg, "data.batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    _number(cfg, "data.steps_per_batch", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "data.eval_batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "data.probe_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "trainer.max_epochs", "must be an integer >= 1", lambda v: v >= 1, integer=True)

@@ -22,8 +22,11 @@ def test_tiny_split_sizes_dtypes_and_scaling(tiny_root):
     assert x.shape == (500, 784) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert dm.scaled("val")[0].shape == (100, 784) and dm.scaled("test")[0].shape == (200, 784)
     assert 0.0 <= x.min() and x.max() == pytest.approx(250 / 255)
-    xb, yb = next(iter(dm.train_dataloader()))  # batches come out scaled, the split stays uint8
+    group = next(iter(dm.train_dataloader()))  # 16 SGD batches, scaled; the split stays uint8
+    assert len(group) == 16 and len(dm.train_dataloader()) == 1  # 500 images: 16 batches in one group
+    xb, yb = group[0]
     assert xb.shape == (32, 784) and xb.dtype == torch.float32 and xb.max() <= 1.0 and yb.shape == (32,)
+    assert group[-1][0].shape == (500 - 15 * 32, 784)
     assert dm.splits["train"][0].dtype == torch.uint8
     assert dm.val_loader_names == ["val", "train_full"]
     assert module(tiny_root, val_size=0).val_loader_names == ["train_full"]
@@ -65,6 +68,16 @@ def test_batches_cover_every_index_once_per_epoch_in_a_seeded_order():
     assert torch.equal(orders[0], orders[2])
     same_seed = TensorBatches(x, torch.arange(103), batch_size=10, shuffle=True, seed=3)
     assert torch.equal(torch.cat([by for _, by in same_seed]), orders[0])
+
+
+def test_grouped_batches_are_the_same_batches():
+    x = torch.arange(103).float()[:, None]
+    plain = TensorBatches(x, torch.arange(103), batch_size=10, shuffle=True, seed=5)
+    grouped = TensorBatches(x, torch.arange(103), batch_size=10, shuffle=True, seed=5, group=4)
+    assert len(grouped) == 3
+    flat = [batch for group in grouped for batch in group]
+    assert len(flat) == len(plain) == 11
+    assert all(torch.equal(a[1], b[1]) and torch.equal(a[0], b[0]) for a, b in zip(flat, plain))
 
 
 def test_eval_batches_are_in_order_and_ranks_split_the_data():
