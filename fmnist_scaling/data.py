@@ -134,7 +134,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         split_seed: int = 0,
         batch_size: int = 32,
         steps_per_batch: int = 16,
-        eval_batch_size: int = 10_000,
+        eval_batch_size: int = 2000,
         eval_train: bool = True,
         probe_size: int = 1000,
         seed: int = 0,
