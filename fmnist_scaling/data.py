@@ -191,10 +191,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         """Names of the validation loaders, in order: ``val`` and/or ``train_full``."""
         return (["val"] if self.val_size > 0 else []) + (["train_full"] if self.eval_train else [])
 
-    @property
-    def in_features(self) -> int:
-        return self.splits["train"][0].shape[1]
-
     def probe_batch(self) -> tuple[Tensor, Tensor]:
         """A fixed batch of scaled training images: the first ``probe_size`` of the split."""
         x, y = self.splits["train"]

@@ -169,7 +169,7 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path) -> None
     for i, row in enumerate(rows):
         label = ", ".join(f"{k}={row[k]}" for k in keys) or "run"
         for split, style in (("train_full", "-"), ("train", "-"), ("val", "--")):
-            if split == "train" and any(f"train_full/acc" in h for c in row["curves"] for h in c):
+            if split == "train" and any("train_full/acc" in h for c in row["curves"] for h in c):
                 continue  # the after-epoch pass is the article's number; the running one would repeat it
             for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
                 series = _by_epoch(row["curves"], f"{split}/{metric}")
