@@ -50,8 +50,9 @@ def cache_path(root: str | os.PathLike) -> Path:
 
 def prepare(root: str, local_copy: str | None = DEBIAN_COPY, download: bool = True, verify: bool = True) -> str:
     """Make sure the decoded cache exists under ``root``; return where the data came from."""
-    if cache_path(root).is_file():
-        return f"cache {cache_path(root)}"
+    cache = cache_path(root)
+    if cache.is_file() and (not verify or _verified_mark(cache).is_file()):
+        return f"cache {cache}"
     raw = raw_folder(root)
     if all((raw / name).is_file() for name in _FILES):
         source = f"data folder {raw}"
@@ -164,6 +165,15 @@ def _build_cache(root: str, verify: bool) -> None:
     partial = path.with_suffix(f".partial{os.getpid()}")
     torch.save(data, partial)
     os.replace(partial, path)  # atomic: parallel jobs never read a half-written cache
+    # a cache built without the checksums is not taken for verified data later
+    if verify:
+        _verified_mark(path).touch()
+    else:
+        _verified_mark(path).unlink(missing_ok=True)
+
+
+def _verified_mark(cache: Path) -> Path:
+    return cache.with_suffix(".verified")
 
 
 def main(argv: list[str]) -> int:

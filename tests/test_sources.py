@@ -70,3 +70,11 @@ def test_unreadable_cache_is_reported(tmp_path):
 def test_the_debian_copy_checksums(real_root):
     # the real files pass verification (prepared by the fixture with verify=True)
     assert sources.load(str(real_root))["test_labels"].shape == (10_000,)
+
+
+def test_a_cache_built_without_checksums_is_checked_before_verified_use(tmp_path):
+    root = tmp_path / "data"
+    make_tiny(sources.raw_folder(root))
+    sources.prepare(str(root), local_copy=None, download=False, verify=False)
+    with pytest.raises(sources.DataError, match="is not the Fashion-MNIST file"):
+        sources.prepare(str(root), local_copy=None, download=False, verify=True)
