@@ -129,7 +129,8 @@ class ScalingClassifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.accuracy[f"{name}_acc"].update(logits, y)
-        kwargs = {"on_step": False, "on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False}
+        # sync_dist: under DDP the epoch's mean loss over every rank's shard (once per epoch)
+        kwargs = {"on_step": False, "on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False, "sync_dist": True}
         self.log(f"{name}/loss", self.loss_fn(logits, y), **kwargs)
         self.log(f"{name}/acc", self.accuracy[f"{name}_acc"], **kwargs)
         return logits

@@ -114,7 +114,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
             timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
         return {**record, "history": recorder.history, "initial": initial, **timing, **extra}
 
-    recorder.on_epoch = lambda: results.write(run_dir, snapshot())
+    def write(record: dict[str, Any]) -> None:
+        if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
+            results.write(run_dir, record)
+
+    recorder.on_epoch = lambda: write(snapshot())
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         print(f"resuming {run_dir} from {last}")
@@ -122,11 +126,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
         tested = trainer.test(model, datamodule=datamodule, verbose=False)
     except SIGTERMException:  # Lightning stops at a step boundary; the last checkpoint resumes it
-        results.write(run_dir, snapshot(status="interrupted"))
+        write(snapshot(status="interrupted"))
         print(f"interrupted; resume with: resume={run_dir}", file=sys.stderr)
         sys.exit(143)
     except Exception as err:  # recorded, so a sweep's summary shows the job as failed
-        results.write(run_dir, snapshot(status="failed", error=f"{type(err).__name__}: {err}"))
+        write(snapshot(status="failed", error=f"{type(err).__name__}: {err}"))
         if not in_sweep:
             raise
         log.exception("run %s failed; the sweep goes on", run_dir)
@@ -140,6 +144,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         "final": final,
     }
     record = snapshot(**record)
+    if not trainer.is_global_zero:
+        return results.objective(record)
     results.write(run_dir, record)
     if logger:
         logger.log_hyperparams(_hparams(cfg), _hparam_metrics(final))

@@ -53,3 +53,17 @@ def test_reference_study_five_epochs(tmp_path, real_root):
         metrics = read_metrics(run_dir)
         assert metrics["status"] == "completed" and len(metrics["history"]) == 5
         assert check(metrics["final"]["test/acc"]), metrics["final"]
+
+
+@pytest.mark.real_data
+def test_ddp_on_two_cpu_processes(tmp_path, real_root):
+    """accelerator/strategy come from the command line only; each rank takes its own shard and
+    one rank writes the results."""
+    run_dir = tmp_path / "ddp"
+    proc = train("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "threads=1", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=5", f"data.root={real_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run ") == 1  # one summary, from rank 0
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "completed" and metrics["history"][0]["step"] == 5 * 16
+    assert 0.5 < metrics["final"]["test/acc"] < 1.0
