@@ -23,10 +23,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from fmnist_scaling.mlp import MLP
+from fmnist_scaling.visuals import tensorboard_writers
 
 #: An output this close to an activation's bounds counts as saturated (sigmoid: < 0.01 or > 0.99).
 SATURATION_MARGIN = 0.01
@@ -94,10 +94,9 @@ class Diagnostics(L.Callback):
         x, y = trainer.datamodule.probe_batch()
         scalars, tensors = probe(pl_module.net, x, y)
         if self.histograms:
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    for tag, values in tensors.items():
-                        logger.experiment.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step)
+            for writer in tensorboard_writers(trainer):
+                for tag, values in tensors.items():
+                    writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step)
         return {f"diag/{k}": v for k, v in scalars.items()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -85,12 +85,17 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
             row[f"{column}_std"] = statistics.stdev(values_) if len(values_) > 1 else (0.0 if values_ else math.nan)
         row["curves"] = [r.get("history", []) for r in done]
         rows.append(row)
-    rank = "val_acc" if any(not math.isnan(r["val_acc"]) for r in rows) else "train_acc"
+    rank = _headline_column(rows)
     rows.sort(key=lambda r: -r[rank] if not math.isnan(r[rank]) else math.inf)
     return keys, rows
 
 
-def write_report(sweep_dir: str | Path, quiet: bool = False) -> list[dict[str, Any]]:
+def _headline_column(rows: list[dict[str, Any]]) -> str:
+    """Validation accuracy where the sweep has a validation split, else training accuracy."""
+    return "val_acc" if any(not math.isnan(r["val_acc"]) for r in rows) else "train_acc"
+
+
+def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
     sweep_dir = Path(sweep_dir)
     jobs = load_jobs(sweep_dir)
     if not jobs:
@@ -102,8 +107,7 @@ def write_report(sweep_dir: str | Path, quiet: bool = False) -> list[dict[str, A
     markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
     (sweep_dir / "summary.md").write_text(markdown)
     plot_curves(keys, rows, sweep_dir / "curves.png")
-    if not quiet:
-        print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: summary.csv, summary.md, curves.png")
+    print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: summary.csv, summary.md, curves.png")
     return rows
 
 
@@ -142,7 +146,7 @@ def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
         return ""
     others = [k for k in keys if k != LR_KEY]
     lrs = sorted({r[LR_KEY] for r in rows}, key=float)
-    metric = "val_acc" if any(not math.isnan(r["val_acc"]) for r in rows) else "train_acc"
+    metric = _headline_column(rows)
     table: dict[tuple, dict[str, float]] = {}
     for row in rows:
         table.setdefault(tuple(row[k] for k in others), {})[row[LR_KEY]] = row[metric]

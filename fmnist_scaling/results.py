@@ -19,6 +19,8 @@ METRICS_FILE = "metrics.json"
 FINISHED = ("completed", "diverged")
 #: A finished run whose accuracy stays below this multiple of chance has collapsed.
 COLLAPSE_FACTOR = 2.0
+#: The accuracy that stands for a run, in order of preference.
+HEADLINE_KEYS = ("val/acc", "train_full/acc", "train/acc")
 
 
 def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -38,18 +40,22 @@ def write(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     return path
 
 
+def headline_accuracy(final: dict[str, float]) -> float:
+    """The accuracy that stands for a run: validation, else the training split (after the
+    epoch, else running); NaN when there is none."""
+    return float(next((final[k] for k in HEADLINE_KEYS if k in final), math.nan))
+
+
 def objective(record: dict[str, Any]) -> float:
-    """What the task returns to a sweeper: validation accuracy, else the training accuracy."""
-    final = record.get("final", {})
-    for key in ("val/acc", "train_full/acc", "train/acc"):
-        if key in final:
-            return float(final[key])
-    return float("nan")
+    """What the task returns to a sweeper."""
+    return headline_accuracy(record.get("final", {}))
 
 
 def is_collapsed(final: dict[str, float], num_classes: int) -> bool:
-    acc = next((final[k] for k in ("val/acc", "train_full/acc", "train/acc") if k in final), None)
-    return acc is not None and (math.isnan(acc) or acc < COLLAPSE_FACTOR / num_classes)
+    if not any(k in final for k in HEADLINE_KEYS):
+        return False  # nothing measured, nothing to judge
+    acc = headline_accuracy(final)
+    return math.isnan(acc) or acc < COLLAPSE_FACTOR / num_classes
 
 
 def _plain(value: Any) -> Any:

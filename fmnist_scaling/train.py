@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -114,9 +115,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
             timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
         return {**record, "history": recorder.history, "initial": initial, **timing, **extra}
 
-    def write(record: dict[str, Any]) -> None:
+    def write(snap: dict[str, Any]) -> None:
         if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
-            results.write(run_dir, record)
+            results.write(run_dir, snap)
 
     recorder.on_epoch = lambda: write(snapshot())
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -137,21 +138,20 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         return math.nan
     final = {k: v for k, v in (recorder.history[-1] if recorder.history else {}).items() if "/" in k}
     final |= {k: float(v) for k, v in (tested[0] if tested else {}).items()}
-    record |= {
-        "status": "diverged" if model.diverged_at else "completed",
-        "collapsed": results.is_collapsed(final, cfg.model.num_classes),
-        "diverged_at": model.diverged_at,
-        "final": final,
-    }
-    record = snapshot(**record)
+    outcome = snapshot(
+        status="diverged" if model.diverged_at else "completed",
+        collapsed=results.is_collapsed(final, cfg.model.num_classes),
+        diverged_at=model.diverged_at,
+        final=final,
+    )
+    write(outcome)
     if not trainer.is_global_zero:
-        return results.objective(record)
-    results.write(run_dir, record)
+        return results.objective(outcome)
     if logger:
         logger.log_hyperparams(_hparams(cfg), _hparam_metrics(final))
         logger.finalize("success")
-    _print_summary(record)
-    return results.objective(record)
+    _print_summary(outcome)
+    return results.objective(outcome)
 
 
 def _check_resume(cfg: DictConfig, run_dir: Path) -> None:
@@ -183,8 +183,6 @@ def _threads(cfg: DictConfig, hydra_cfg: Any) -> int | None:
     if cfg.get("threads"):
         return int(cfg.threads)
     if "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
-        import os
-
         cores = os.cpu_count() or 1
         jobs = hydra_cfg.launcher.get("n_jobs", -1)
         jobs = cores if jobs is None or jobs < 1 else jobs
@@ -227,8 +225,6 @@ def _print_summary(record: dict[str, Any]) -> None:
 def unwritable_output(argv: list[str]) -> str | None:
     """Why the output folder of ``argv``'s run or sweep cannot be written, or None. Checked
     before Hydra starts, which would otherwise fail creating it with a traceback."""
-    import os
-
     overrides = dict(a.split("=", 1) for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")))
     for key, folder in overrides.items() or {"output": "lightning_logs"}.items():
         path = Path(folder)

@@ -62,7 +62,7 @@ class TensorBoardVisuals(L.Callback):
         x, _ = trainer.datamodule.probe_batch()
         stats = {"min": x.min(), "max": x.max(), "mean": x.mean(), "std": x.std()}
         stats = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
-        for tb in _tensorboards(trainer):
+        for tb in tensorboard_writers(trainer):
             tb.add_image("inputs/images", image_grid(x).cpu(), 0)
             tb.add_histogram("inputs/values", x.flatten().cpu(), 0)
             tb.add_text("inputs/range", ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), 0)
@@ -70,7 +70,7 @@ class TensorBoardVisuals(L.Callback):
                 tb.add_scalar(f"inputs/{key}", value, 0)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        writers = _tensorboards(trainer)
+        writers = tensorboard_writers(trainer)
         if writers:
             figure = confusion_figure(pl_module.test_confusion.compute())
             for tb in writers:
@@ -80,5 +80,6 @@ class TensorBoardVisuals(L.Callback):
             plt.close(figure)
 
 
-def _tensorboards(trainer: L.Trainer) -> list:
+def tensorboard_writers(trainer: L.Trainer) -> list:
+    """The SummaryWriter of each TensorBoard logger of the trainer (none without one)."""
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
