@@ -5,8 +5,9 @@
     python -m fmnist_scaling.bench --quick    # 1 epoch, 1 repetition, a short cost curve
 
 Prints median wall time, the ratios project / article and project / floor, time from launch to
-the first training step, peak RSS (and GPU memory on a GPU), then the project's time per epoch by
-batch size and hidden width. Writes everything as JSON (``--out``). Run it on a quiet machine:
+the first training step, peak RSS (and GPU memory on a GPU); then what a sweep of N jobs in one
+process costs against N single runs; then the project's time per epoch by batch size and hidden
+width. Writes everything as JSON (``--out``). Run it on a quiet machine:
 other busy processes distort timings far more than run-to-run noise.
 """
 
@@ -94,6 +95,23 @@ def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path,
     return rows
 
 
+def sweep_cost(jobs: int, epochs: int, root: str, work: Path, max_steps: int | None, single: dict[str, float]) -> dict[str, Any]:
+    """One Hydra multirun of ``jobs`` seeds, its jobs one after another in one process, against
+    ``jobs`` single runs: it should cost no more than them minus ``jobs - 1`` start-ups."""
+    sweep_dir = work / "sweep"
+    cmd = [sys.executable, "-m", "fmnist_scaling.train", "-m", "scaling=max", f"seed={','.join(map(str, range(jobs)))}",
+           f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.sweep.dir={sweep_dir}"]
+    if max_steps:
+        cmd.append(f"trainer.limit_train_batches={max_steps}")
+    wall = run_process(cmd, work)["wall_s"]
+    singles = jobs * single["wall_s"]
+    bound = singles - (jobs - 1) * single["first_step_s"]
+    row = {"jobs": jobs, "sweep_wall_s": wall, "single_runs_s": singles, "bound_s": bound, "sweep/bound": wall / bound}
+    print(f"sweep of {jobs} jobs in one process: {wall:.1f} s; {jobs} single runs {singles:.1f} s, "
+          f"minus {jobs - 1} start-ups {bound:.1f} s: sweep / that {row['sweep/bound']:.2f}x", flush=True)
+    return row
+
+
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     table = {}
     for name, results in runs.items():
@@ -133,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, first step after {r['first_step_s']:.1f} s, "
                       f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
         table = summarize(runs)
+        sweep = sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
         curve = []
         if not args.no_curve:
             print("cost curve (project, 1 epoch):", flush=True)
@@ -154,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "epochs": epochs, "reps": reps, "max_steps": args.max_steps, "median": table, "ratios": ratios, "runs": runs,
-        "cost_curve": curve, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+        "sweep": sweep, "cost_curve": curve, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
                                          "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
     }
     out.write_text(json.dumps(report, indent=1))

@@ -96,7 +96,9 @@ class Diagnostics(L.Callback):
         if self.histograms:
             for writer in tensorboard_writers(trainer):
                 for tag, values in tensors.items():
-                    writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step)
+                    values = values[torch.isfinite(values)]  # a diverged run's NaN/inf: no bins to put them in
+                    if values.numel():
+                        writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step)
         return {f"diag/{k}": v for k, v in scalars.items()}
 
     def state_dict(self) -> dict[str, Any]:

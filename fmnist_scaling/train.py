@@ -113,7 +113,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
         if torch.cuda.is_available():
             timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
-        return {**record, "history": recorder.history, "initial": initial, **timing, **extra}
+        return {**record, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
 
     def write(snap: dict[str, Any]) -> None:
         if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
@@ -218,6 +218,7 @@ def _print_summary(record: dict[str, Any]) -> None:
     for key in ("diag/dead_frac", "diag/saturated_frac"):
         if key in final:
             lines.append(f"  {key:<10}  {100 * final[key]:.1f}% of first-layer units")
+    lines.append(f"  training step: {record['train_step']}")
     lines.append(f"  wall time {record['wall_time_s']:.1f} s; metrics in {record['run_dir']}/{results.METRICS_FILE}")
     print("\n".join(lines))
 

@@ -51,6 +51,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"model.hidden={_show(hidden)} is invalid: must be a non-empty list of integers >= 1, e.g. [1000]")
     if cfg.model.activation not in ACTIVATIONS:
         raise ConfigError(f"model.activation={cfg.model.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+    if not isinstance(cfg.model.get("fused_step", True), bool):
+        raise ConfigError(f"model.fused_step={cfg.model.fused_step!r} is invalid: must be true or false")
     for key in ("eps", "max_value"):
         if key in cfg.scaling:
             _number(cfg, f"scaling.{key}", "must be a number > 0", lambda v: v > 0)

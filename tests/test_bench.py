@@ -19,6 +19,9 @@ def test_quick_benchmark_writes_every_field(tmp_path, real_root):
         assert row["wall_s"] > 0 and 0 < row["first_step_s"] < row["wall_s"] and row["peak_rss_mb"] > 100
         assert 0.0 <= row["train_acc"] <= 1.0
     assert report["ratios"]["project/article"] > 0 and report["ratios"]["project/floor"] > 0
+    sweep = report["sweep"]  # a multirun of 2 jobs against 2 single runs
+    assert sweep["jobs"] == 2 and sweep["sweep_wall_s"] > 0 and 0 < sweep["bound_s"] < sweep["single_runs_s"]
+    assert "sweep of 2 jobs" in proc.stdout
     assert [(r["hidden"], r["batch_size"]) for r in report["cost_curve"]] == [(1000, 32), (1000, 1024)]
     assert all(r["ms_per_step"] > 0 and r["train_s"] <= r["epoch_s"] for r in report["cost_curve"])
     assert "project / article loop" in proc.stdout and "project / floor" in proc.stdout

@@ -24,6 +24,7 @@ def test_max_learns_in_one_epoch(tmp_path, real_root):
     assert metrics["final"]["diag/dead_frac"] <= 0.1
     assert metrics["initial"]["diag/loss"] == pytest.approx(2.3, abs=0.1)  # ln 10 at init
     assert [h["epoch"] for h in metrics["history"]] == [1]
+    assert metrics["train_step"] == "fused" and metrics["history"][0]["step"] == 1719  # ceil(55,000 / 32) SGD steps
     assert metrics["config"]["model"]["optimizer"]["lr"] == 0.01 and metrics["config"]["data"]["batch_size"] == 32
     # the run says where its outputs are, and they are there
     assert str(run_dir) in stdout and re.search(r"test\s+acc\s+\d+\.\d+%", stdout)
@@ -66,4 +67,5 @@ def test_ddp_on_two_cpu_processes(tmp_path, real_root):
     assert proc.stdout.count("run ") == 1  # one summary, from rank 0
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "completed" and metrics["history"][0]["step"] == 5 * 16
+    assert metrics["train_step"] == "autograd (2 processes (DDP reduces gradients through autograd))"
     assert 0.5 < metrics["final"]["test/acc"] < 1.0
