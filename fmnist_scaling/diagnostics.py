@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from fmnist_scaling.mlp import MLP
-from fmnist_scaling.visuals import tensorboard_writers
+from fmnist_scaling.visuals import HISTOGRAM_BINS, tensorboard_writers
 
 #: An output this close to an activation's bounds counts as saturated (sigmoid: < 0.01 or > 0.99).
 SATURATION_MARGIN = 0.01
@@ -98,7 +98,7 @@ class Diagnostics(L.Callback):
                 for tag, values in tensors.items():
                     values = values[torch.isfinite(values)]  # a diverged run's NaN/inf: no bins to put them in
                     if values.numel():
-                        writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step)
+                        writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step, bins=HISTOGRAM_BINS)
         return {f"diag/{k}": v for k, v in scalars.items()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from torch import Tensor
 from fmnist_scaling.sources import CLASSES
 
 GRID_SIDE = 4  # 4 x 4 = 16 images
+#: Equal-width histogram bins: numpy's fast path. TensorBoard's default ("tensorflow", ~1,500
+#: exponential bins) took 3-4x longer on the 1,000,000 pre-activations of the probe batch.
+HISTOGRAM_BINS = 128
 
 
 def image_grid(x: Tensor, side: int = GRID_SIDE) -> Tensor:
@@ -64,7 +67,7 @@ class TensorBoardVisuals(L.Callback):
         stats = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
         for tb in tensorboard_writers(trainer):
             tb.add_image("inputs/images", image_grid(x).cpu(), 0)
-            tb.add_histogram("inputs/values", x.flatten().cpu(), 0)
+            tb.add_histogram("inputs/values", x.flatten().cpu(), 0, bins=HISTOGRAM_BINS)
             tb.add_text("inputs/range", ", ".join(f"{k} {v:.4g}" for k, v in stats.items()), 0)
             for key, value in stats.items():
                 tb.add_scalar(f"inputs/{key}", value, 0)
