@@ -9,6 +9,7 @@ from tests.conftest import make_tiny, train
 BAD_VALUES = [
     ("scaling=foo", "Could not find 'scaling/foo'", "per_pixel"),
     ("model.activation=swish", "model.activation='swish' is invalid", "relu, sigmoid, tanh, gelu"),
+    ("model.fused_step=maybe", "model.fused_step='maybe' is invalid", "true or false"),
     ("model/optimizer=rmsprop", "Could not find 'model/optimizer/rmsprop'", "adam"),
     ("model.optimizer.lr=0", "model.optimizer.lr=0 is invalid", "finite number > 0"),
     ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1 is invalid", "finite number > 0"),
