@@ -56,7 +56,7 @@ def why_not_fused(net: MLP, optimizer: torch.optim.Optimizer, *, world_size: int
         return "SGD with several learning rates"
     if world_size > 1:
         return f"{world_size} processes (DDP reduces gradients through autograd)"
-    if str(precision) not in ("32-true", "32", "None"):
+    if precision != "32-true":  # Trainer.precision, as Lightning normalizes it
         return f"precision {precision} (fused: 32-true)"
     if detect_anomaly:
         return "anomaly detection (it watches autograd)"
@@ -67,15 +67,15 @@ def why_not_fused(net: MLP, optimizer: torch.optim.Optimizer, *, world_size: int
 def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor]:
     """One SGD step of ``net`` on ``(x, y)`` with mean cross-entropy; returns ``(loss, logits)``
     as they were before the update, like a step through autograd."""
-    layers = list(net.layers.children())
-    linears = [m for m in layers if isinstance(m, nn.Linear)]
     activation_grad = ACTIVATION_GRADS[net.activation]
-    inputs, h = [], x
-    for i, linear in enumerate(linears):
-        inputs.append(h)
-        h = torch.addmm(linear.bias, h, linear.weight.t())
-        if i < len(linears) - 1:
-            h = layers[2 * i + 1](h)  # the activation module: fc, act, fc, act, ..., out
+    linears, inputs, h = [], [], x  # each linear layer and its input, for the backward pass
+    for module in net.layers:
+        if isinstance(module, nn.Linear):
+            linears.append(module)
+            inputs.append(h)
+            h = torch.addmm(module.bias, h, module.weight.t())
+        else:
+            h = module(h)
     logits = h
     log_probs = torch.log_softmax(logits, dim=1)
     target = y.unsqueeze(1)
