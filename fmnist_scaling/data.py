@@ -10,6 +10,7 @@ step here), where a scaled float32 copy of the training split would cost 172 MB 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -157,7 +158,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         """Split, fit the scaling on the training part, move the splits to the device. Idempotent."""
         if self.splits:
             return
-        data = sources.load(self.root)
+        data = sources.load(self.root, self.verify)
         images, labels = data["train_images"].flatten(1), data["train_labels"]
         if not 0 <= self.val_size < len(images):
             raise ValueError(f"data.val_size={self.val_size} must be in 0..{len(images) - 1} (the training set has {len(images)} images)")
@@ -217,6 +218,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             "scaling_state": {k: v.cpu() for k, v in self.scaling.state_dict().items()},
             "val_size": self.val_size,
             "split_seed": self.split_seed,
+            "root": str(Path(self.root).resolve()),  # where evaluate finds the data again
+            "verify": self.verify,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

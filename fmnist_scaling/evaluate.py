@@ -9,7 +9,6 @@ per-class accuracy table, and writes them to ``evaluation.json`` next to the che
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from fmnist_scaling.errors import EXIT_FAULT, BadInput, Fault, describe_os_error, full_error
 from fmnist_scaling.validate import ConfigError
 
 
@@ -42,6 +42,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _trained_root(data_state: dict[str, Any]) -> str:
+    """The data folder the run trained with, where it still holds the data; else ``data`` here
+    (rather than silently unpacking another 106 MB copy wherever evaluate is run from)."""
+    from fmnist_scaling.sources import cache_path
+
+    recorded = data_state.get("root")
+    return recorded if recorded and cache_path(recorded).is_file() else "data"
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
@@ -61,8 +70,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(data_state["scaling"])
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
+    data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state)}
     datamodule = FashionMNISTDataModule(
-        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False, **cfg.data
+        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False, **data
     )
     trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
@@ -77,7 +87,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "per_class_acc": dict(zip(CLASSES, per_class)),
         "confusion_matrix": confusion.tolist(),
     }
-    (path.parent / "evaluation.json").write_text(json.dumps(result, indent=1))
+    from fmnist_scaling.results import write_json
+
+    write_json(path.parent / "evaluation.json", result)
     return result
 
 
@@ -92,9 +104,14 @@ def print_result(result: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> None:
     try:
         print_result(evaluate(cfg))
-    except ConfigError as err:
+    except (BadInput, Fault) as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
+    except OSError as err:  # writing evaluation.json: a read-only or full disk
+        if full_error():
+            raise
+        print(f"error: {describe_os_error(err, 'write evaluation.json')}", file=sys.stderr)
+        sys.exit(EXIT_FAULT)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class ScalingClassifier(L.LightningModule):
     def _log_train_epoch(self) -> None:
         # logged from the last step rather than on_train_epoch_end, which Lightning calls after
         # the callbacks' (the run recorder must see the epoch's values)
+        self._log_step_axis()
         self.log("train/loss", self.train_loss.compute(), on_step=False, on_epoch=True, batch_size=1)
         self.log("train/acc", self.accuracy["train_acc"].compute(), on_step=False, on_epoch=True, batch_size=1)
         self.train_loss.reset()
@@ -160,8 +161,20 @@ class ScalingClassifier(L.LightningModule):
         self.log(f"{name}/acc", self.accuracy[f"{name}_acc"], **kwargs)
         return logits
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_step_axis()
+
     def on_test_epoch_start(self) -> None:
         self.test_confusion.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_step_axis()
+
+    def _log_step_axis(self) -> None:
+        """Lightning plots logged values against a "step" value logged with them, else against
+        its count of Lightning batches (108 per epoch here); the histograms, images and
+        ``metrics.json`` use SGD steps (1,719 per epoch). Logging it puts everything on one axis."""
+        self.log("step", float(self.global_step), on_step=False, on_epoch=True, batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optimizer, params=self.parameters())

@@ -38,7 +38,7 @@ class RunRecorder(L.Callback):
         end = time.perf_counter()
         entry["epoch_time_s"] = end - self._epoch_start  # training steps and validation passes
         entry["train_time_s"] = (self._train_end or end) - self._epoch_start  # training steps only
-        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("test/")}
+        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k and not k.startswith("test/")}
         self.history = [h for h in self.history if h["epoch"] < entry["epoch"]] + [entry]
         if self.on_epoch is not None:
             self.on_epoch()

@@ -77,17 +77,24 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
             "diverged": sum(r["status"] == "diverged" for r in done),
             "collapsed": sum(bool(r.get("collapsed")) for r in done),
             "failed": sum(r.get("status") == "failed" for r in records),
-            "unfinished": sum(r.get("status") in ("running", "unfinished") for r in records),
+            "unfinished": sum(r.get("status") in ("running", "unfinished", "interrupted") for r in records),
         }
         for column, (_, read) in METRICS.items():
-            values_ = [float(v) for v in (read(r) for r in done) if v is not None]
-            row[column] = statistics.fmean(values_) if values_ else math.nan
-            row[f"{column}_std"] = statistics.stdev(values_) if len(values_) > 1 else (0.0 if values_ else math.nan)
+            row[column], row[f"{column}_std"] = mean_std([read(r) for r in done])
         row["curves"] = [r.get("history", []) for r in done]
         rows.append(row)
     rank = _headline_column(rows)
     rows.sort(key=lambda r: -r[rank] if not math.isnan(r[rank]) else math.inf)
     return keys, rows
+
+
+def mean_std(values: list[Any]) -> tuple[float, float]:
+    """Mean and standard deviation of the finite values (a diverged run's NaN or inf loss is
+    counted in the ``diverged`` column, not averaged); NaN where there are none, std 0 for one."""
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
 def _headline_column(rows: list[dict[str, Any]]) -> str:

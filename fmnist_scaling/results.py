@@ -1,6 +1,7 @@
 """A run's record: ``metrics.json`` in its directory, written atomically after every epoch.
 
-Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``, ``interrupted``), ``collapsed``
+Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``, ``interrupted``;
+``running`` only while the run is alive, or after a kill -9 or a power cut), ``collapsed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
 ``error``, ``wall_time_s``, ``train_step`` (``fused`` or ``autograd (why)``, see
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,20 @@ def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def write(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write ``metrics.json`` atomically: a kill mid-write leaves the previous version."""
-    path = Path(run_dir) / METRICS_FILE
-    partial = path.with_name(f".{METRICS_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=1, default=_plain, allow_nan=True))
-    os.replace(partial, path)
+    return write_json(Path(run_dir) / METRICS_FILE, record)
+
+
+def write_json(path: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as JSON to ``path`` atomically, under a temporary name beside it."""
+    text = json.dumps(record, indent=1, default=_plain, allow_nan=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(partial, path)
+    except BaseException:  # a full disk: no empty or half file left beside the previous record
+        Path(partial).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -6,20 +6,37 @@ the four IDX files; a local copy of the four original ``.gz`` files (by default 
 the decoded uint8 tensors are then cached as ``<root>/FashionMNIST/fmnist_uint8.pt`` so that later
 runs load one file and never import torchvision.
 
+What a run trains on is checked every time, not only when the cache is built: the cache holds an
+md5 digest of each tensor, and loading it recomputes them (about 0.1 s for the 55 MB) and checks
+shapes and label range. With ``verify`` (the default) the digests must also be those of the real
+Fashion-MNIST. A damaged, truncated or outdated cache is rebuilt from the IDX files, with a
+warning; one that cannot be rebuilt is refused with one line that says what to do.
+
+Any number of processes may prepare the same empty data folder at once: the first one unpacks
+and caches under a lock, the others wait for it and then use its cache; every file is written
+under a temporary name and renamed into place, so no process ever reads a half-written file.
+
 ``python -m fmnist_scaling.sources [root]`` fetches the data and says where it came from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import os
 import shutil
 import sys
+import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from fmnist_scaling.errors import BadInput, Fault, describe_os_error
 
 DEBIAN_COPY = "/usr/share/datasets/fashion-mnist"
 SPLITS = ("train", "test")
@@ -31,13 +48,27 @@ _FILES = {
     "t10k-images-idx3-ubyte": (7840016, "8181f5470baa50b63fa0f6fddb340f0a"),
     "t10k-labels-idx1-ubyte": (10008, "15d484375f8d13e6eb1aabb0c3f46965"),
 }
+#: md5 of each decoded tensor's bytes (uint8 images, int64 labels) of the real Fashion-MNIST.
+FASHION_MNIST_DIGESTS = {
+    "train_images": "f209073e486d5113ebe2cc431d4df862",
+    "train_labels": "7f04740598b02edfb94aa0e6fa814fe4",
+    "test_images": "b7656a891b218fc13e45205c48a92cae",
+    "test_labels": "13513839c730787e1e9b9aa9b84d6f53",
+}
 _PREFIX = {"train": "train", "test": "t10k"}
 CACHE_NAME = "fmnist_uint8.pt"
+#: The cache's layout; a cache of another version is rebuilt.
+CACHE_FORMAT = 2
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+TENSORS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
 
 
-class DataError(RuntimeError):
-    """The data cannot be found, fetched or trusted; the message says what to do."""
+class DataError(BadInput):
+    """The data cannot be found, fetched or trusted; the message says what to do (exit 2)."""
+
+
+class DataFault(Fault):
+    """The data folder could not be written (disk full, I/O error); the message says what to do."""
 
 
 def raw_folder(root: str | os.PathLike) -> Path:
@@ -48,40 +79,150 @@ def cache_path(root: str | os.PathLike) -> Path:
     return Path(root) / "FashionMNIST" / CACHE_NAME
 
 
+#: The tensors a ``prepare`` of this process just checked, handed to the next ``load`` of the same
+#: file so that a run reads and hashes the cache once: {path: ((mtime_ns, size, verify), tensors)}.
+_checked: dict[Path, tuple[tuple, dict[str, Tensor]]] = {}
+
+
 def prepare(root: str, local_copy: str | None = DEBIAN_COPY, download: bool = True, verify: bool = True) -> str:
-    """Make sure the decoded cache exists under ``root``; return where the data came from."""
+    """Make sure a sound decoded cache exists under ``root``; return where the data came from."""
     cache = cache_path(root)
-    if cache.is_file() and (not verify or _verified_mark(cache).is_file()):
+    problem = _check_cache(cache, verify)
+    if problem is None:
         return f"cache {cache}"
-    raw = raw_folder(root)
-    if all((raw / name).is_file() for name in _FILES):
-        source = f"data folder {raw}"
-    elif local_copy and _has_copy(Path(local_copy)):
-        _unpack(Path(local_copy), raw)
-        source = f"local copy {local_copy}"
-    else:
-        tried = [f"the data folder {raw} (empty)"]
-        tried.append(f"a local copy in {local_copy} (not there)" if local_copy else "no local copy (data.local_copy=null)")
-        source = _download(root, tried) if download else None
-        if not download:
-            tried.append("no download (data.download=false)")
-        if source is None:
-            raise DataError(_not_found_message(root, tried))
-    _build_cache(root, verify)
+    with _lock(root):  # one process builds; the others wait here, then find its cache
+        problem = _check_cache(cache, verify)
+        if problem is None:
+            return f"cache {cache}"
+        try:
+            source = _fetch(root, local_copy, download)
+            _build_cache(root, verify)
+        except OSError as err:
+            raise _write_error(err, root) from None
+    if problem != "missing":
+        print(f"warning: the data cache {cache} {problem}; rebuilt it from the IDX files", file=sys.stderr)
+    if _check_cache(cache, verify) is not None:  # the file system lost what was just written
+        raise DataFault(f"the data cache {cache} does not read back as written; check the disk, delete {cache.parent} and run again")
     return source
 
 
-def load(root: str) -> dict[str, Tensor]:
-    """The four tensors from the cache: ``{split}_images`` (N, 28, 28) uint8, ``{split}_labels``."""
+def load(root: str, verify: bool = True) -> dict[str, Tensor]:
+    """The four checked tensors: ``{split}_images`` (N, 28, 28) uint8, ``{split}_labels`` int64."""
     path = cache_path(root)
-    try:
-        data = torch.load(path, weights_only=True)
-        if not all(f"{s}_{k}" in data for s in SPLITS for k in ("images", "labels")):
-            raise ValueError("keys missing")
-    except Exception as err:  # a truncated or foreign file: say which, and how to rebuild it
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
-        raise DataError(f"the data cache {path} is unreadable ({reason}); delete it to rebuild it from the IDX files") from None
+    key = _stamp(path, verify)
+    stashed = _checked.pop(path, None)
+    if stashed is not None and stashed[0] == key:
+        return stashed[1]
+    data, problem = _read_checked(path, verify)
+    if problem is not None:
+        own = ", or set data.verify=false for a dataset of your own" if "other than" in problem else ""
+        raise DataError(f"the data cache {path} {problem}; delete {path.parent} to fetch the data again{own}")
     return data
+
+
+def _check_cache(path: Path, verify: bool) -> str | None:
+    """None if the cache at ``path`` is sound (its tensors then wait in ``_checked``); else why not."""
+    if not path.is_file():
+        return "missing"
+    data, problem = _read_checked(path, verify)
+    if problem is None:
+        _checked[path] = (_stamp(path, verify), data)
+    return problem
+
+
+def _read_checked(path: Path, verify: bool) -> tuple[dict[str, Tensor], str | None]:
+    try:
+        stored = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return {}, "is missing"
+    except Exception as err:  # a truncated or foreign file
+        return {}, f"is unreadable ({type(err).__name__}: truncated, or not a cache of this project)"
+    if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
+        return {}, "was written by another version of fmnist_scaling"
+    data = {name: stored.get(name) for name in TENSORS}
+    problem = _shape_problem(data)
+    if problem is None:
+        digests = {name: _digest(tensor) for name, tensor in data.items()}
+        expected = FASHION_MNIST_DIGESTS if verify else stored.get("digests", {})
+        wrong = [name for name in TENSORS if digests[name] != expected.get(name)]
+        if wrong and verify and digests == stored.get("digests"):
+            problem = f"holds data other than Fashion-MNIST ({', '.join(wrong)}; built with data.verify=false)"
+        elif wrong:
+            problem = f"is damaged (the md5 of {', '.join(wrong)} differs from the one it was written with)"
+    return data, problem
+
+
+def _shape_problem(data: dict[str, Tensor | None]) -> str | None:
+    """Why ``data`` is not internally consistent (shapes, types, label range), or None."""
+    for split in SPLITS:
+        images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+        if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+            return f"is damaged (no {split} tensors)"
+        if images.dtype != torch.uint8 or images.ndim != 3:
+            return f"is damaged ({split} images of shape {tuple(images.shape)} and type {images.dtype}, not (N, H, W) uint8)"
+        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+            return f"is damaged ({len(images)} {split} images but labels of shape {tuple(labels.shape)}: they must match one to one)"
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(CLASSES)):
+            return f"is damaged ({split} labels outside 0..{len(CLASSES) - 1})"
+    return None
+
+
+def _digest(tensor: Tensor) -> str:
+    return hashlib.md5(tensor.contiguous().numpy().data).hexdigest()
+
+
+def _stamp(path: Path, verify: bool) -> tuple:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (None, None, verify)
+    return (stat.st_mtime_ns, stat.st_size, verify)
+
+
+@contextlib.contextmanager
+def _lock(root: str) -> Iterator[None]:
+    """An exclusive lock on ``<root>/FashionMNIST`` across processes (where the system has one)."""
+    folder = Path(root) / "FashionMNIST"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a")
+    except OSError as err:
+        raise _write_error(err, root) from None
+    with handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no flock here (Windows, some network file systems):
+            pass  # the temporary names and atomic renames below still keep every file whole
+        yield
+
+
+_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}  # the machine's fault, not the path's
+
+
+def _write_error(err: OSError, root: str) -> DataError | DataFault:
+    message = describe_os_error(err, f"write the data folder data.root={root}")
+    message += " (the data takes 106 MB; data.root=<folder> puts it elsewhere)"
+    return DataFault(message) if err.errno in _FAULTS else DataError(message)
+
+
+def _fetch(root: str, local_copy: str | None, download: bool) -> str:
+    """Make sure the four IDX files are in the data folder; return where they came from."""
+    raw = raw_folder(root)
+    if all((raw / name).is_file() for name in _FILES):
+        return f"data folder {raw}"
+    if local_copy and _has_copy(Path(local_copy)):
+        _unpack(Path(local_copy), raw)
+        print(f"Fashion-MNIST unpacked from {local_copy} into {raw.resolve()}", file=sys.stderr)
+        return f"local copy {local_copy}"
+    tried = [f"the data folder {raw} (empty)"]
+    tried.append(f"a local copy in {local_copy} (not there)" if local_copy else "no local copy (data.local_copy=null)")
+    if download and _download(root, tried):
+        return "torchvision download"
+    if not download:
+        tried.append("no download (data.download=false)")
+    raise DataError(_not_found_message(root, tried))
 
 
 def _has_copy(folder: Path) -> bool:
@@ -91,29 +232,42 @@ def _has_copy(folder: Path) -> bool:
 def _unpack(folder: Path, raw: Path) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     for name in _FILES:
-        target, partial = raw / name, raw / f"{name}.partial"
         source = folder / f"{name}.gz"
         try:
-            if source.is_file():
-                with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            else:
-                shutil.copyfile(folder / name, partial)
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
-            partial.unlink(missing_ok=True)
+            with _atomic_file(raw / name) as dst:
+                if source.is_file():
+                    with gzip.open(source, "rb") as src:
+                        shutil.copyfileobj(src, dst)
+                else:
+                    with open(folder / name, "rb") as src:
+                        shutil.copyfileobj(src, dst)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise DataError(f"cannot unpack {source}: {err}; the local copy is damaged (reinstall it, or set data.local_copy)") from None
-        os.replace(partial, target)  # never leave a half-written IDX file under its real name
 
 
-def _download(root: str, tried: list[str]) -> str | None:
+@contextlib.contextmanager
+def _atomic_file(target: Path) -> Iterator:
+    """A file written under a unique temporary name beside ``target`` and renamed onto it when
+    whole: readers see the old file or the new one, never half of one; on failure, nothing."""
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _download(root: str, tried: list[str]) -> bool:
     from torchvision.datasets import FashionMNIST
 
     try:
         FashionMNIST(root, train=True, download=True)
-        return "torchvision download"
+        return True
     except Exception as err:  # no network, a mirror down: report it among the things tried
         tried.append(f"torchvision's download ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
-        return None
+        return False
 
 
 def _not_found_message(root: str, tried: list[str]) -> str:
@@ -153,36 +307,23 @@ def _build_cache(root: str, verify: bool) -> None:
             images, labels = read_image_file(str(images_file)), read_label_file(str(labels_file))
         except Exception as err:  # torchvision's reader asserts on a bad header or a short file
             raise DataError(f"cannot read the IDX files in {raw} ({type(err).__name__}: {err}); delete them to fetch the data again") from None
-        if images.ndim != 3 or images.shape[0] != labels.shape[0]:
-            raise DataError(
-                f"{images_file} holds images of shape {tuple(images.shape)} but {labels_file} holds {labels.shape[0]} labels: "
-                "they must match one to one"
-            )
-        if labels.numel() and (labels.min() < 0 or labels.max() >= len(CLASSES)):
-            raise DataError(f"{labels_file} has labels outside 0..{len(CLASSES) - 1}")
         data[f"{split}_images"], data[f"{split}_labels"] = images.contiguous(), labels.to(torch.int64)
-    path = cache_path(root)
-    partial = path.with_suffix(f".partial{os.getpid()}")
-    torch.save(data, partial)
-    os.replace(partial, path)  # atomic: parallel jobs never read a half-written cache
-    # a cache built without the checksums is not taken for verified data later
-    if verify:
-        _verified_mark(path).touch()
-    else:
-        _verified_mark(path).unlink(missing_ok=True)
-
-
-def _verified_mark(cache: Path) -> Path:
-    return cache.with_suffix(".verified")
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise DataError(f"the IDX files in {raw} are not a dataset of grey images with labels 0..9: "
+                        f"{problem.removeprefix('is damaged (').removesuffix(')')}")
+    digests = {name: _digest(tensor) for name, tensor in data.items()}
+    with _atomic_file(cache_path(root)) as f:
+        torch.save({"format": CACHE_FORMAT, **data, "digests": digests}, f)
 
 
 def main(argv: list[str]) -> int:
     root = argv[0] if argv else "data"
     try:
         print(f"Fashion-MNIST ready in {root} (from {prepare(root)})")
-    except DataError as err:
+    except (DataError, DataFault) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     return 0
 
 

@@ -13,7 +13,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,22 +27,30 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling import quiet_lightning, results
+from fmnist_scaling.errors import (EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, EXIT_TERMINATED, BadInput, Fault,
+                                   as_fault, full_error)
 from fmnist_scaling.validate import ConfigError, validate
 
 log = logging.getLogger("fmnist_scaling")
+
+
+#: Set by :func:`cli` when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
+_DRY_RUN = False
 
 
 def new_run_dir(resume: str | None, base: str, name: str) -> str:
     """The run directory: ``resume`` if given, else a new ``<base>/<time>_<name>`` folder.
 
     Created here with an atomic ``mkdir``, so two runs started in the same second get two
-    folders (``..._1`` for the second) instead of sharing one.
+    folders (``..._1`` for the second) instead of sharing one; only named when Hydra just prints.
     """
     if resume:
         return str(resume)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     for n in itertools.count():
         path = Path(base) / (f"{stamp}_{name}" + (f"_{n}" if n else ""))
+        if _DRY_RUN:
+            return str(path)
         try:
             path.mkdir(parents=True)
             return str(path)
@@ -49,9 +59,20 @@ def new_run_dir(resume: str | None, base: str, name: str) -> str:
     raise AssertionError("unreachable")
 
 
+def record_subdir(output_dir: str) -> str | None:
+    """Hydra's ``output_subdir`` for a job: ``.hydra`` for a new run; None (write nothing) for a
+    run that already has a record, so resuming or skipping it never rewrites the config it ran with."""
+    return None if (Path(output_dir) / results.METRICS_FILE).is_file() else ".hydra"
+
+
 OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
 # a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
 OmegaConf.register_new_resolver("flat", lambda name: name.replace("/", "."), replace=True)
+
+#: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
+NOT_THE_EXPERIMENT = ("threads", "resume", "data.root", "data.local_copy", "data.download", "trainer.enable_progress_bar",
+                      "trainer.accelerator", "callbacks.progress")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -59,99 +80,204 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    previous = results.read(run_dir)
     try:
         validate(cfg)
         _check_resume(cfg, run_dir)
-    except ConfigError as err:
-        return _reject(err, run_dir, in_sweep)
-    previous = results.read(run_dir)
+        _check_same_experiment(cfg, run_dir, previous, in_sweep)
+    except BadInput as err:
+        return _reject(err, run_dir, in_sweep, previous)
     if previous and previous.get("status") in results.FINISHED:
         print(f"{run_dir}: already {previous['status']}, skipped (delete its metrics.json to run it again)")
         return results.objective(previous)
-    return train(cfg, run_dir, list(hydra_cfg.overrides.task), in_sweep, _threads(cfg, hydra_cfg))
+    return train(cfg, run_dir, list(hydra_cfg.overrides.task), in_sweep, *_threads(cfg, hydra_cfg))
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, threads: int | None) -> float:
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, threads: int | None = None,
+          threads_reason: str = "torch's default") -> float:
     start = time.perf_counter()
     import lightning as L  # imported here: a rejected config exits without paying for it
     import torch
     from hydra.utils import instantiate
 
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
     from fmnist_scaling.diagnostics import Diagnostics
     from fmnist_scaling.recorder import RunRecorder
-    from fmnist_scaling.sources import DataError
 
-    if threads:
-        torch.set_num_threads(threads)
-    quiet_lightning()
-    L.seed_everything(cfg.seed, verbose=False)
-    record: dict[str, Any] = {
-        "status": "running",
-        "run_dir": str(run_dir),
-        "overrides": overrides,
-        "threads": torch.get_num_threads(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
-    try:
-        datamodule.prepare_data()  # data problems surface now, before any training output
-    except DataError as err:
-        return _reject(err, run_dir, in_sweep)
-    model = instantiate(cfg.model, _recursive_=False)
-    recorder = RunRecorder()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
-    if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
-        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-    diagnostics = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
+    stop = StopSignals()
+    with stop:
+        if threads:
+            torch.set_num_threads(threads)
+        if in_sweep and threads:
+            print(f"{run_dir.name}: {threads} torch thread(s) ({threads_reason})")
+        quiet_lightning()
+        L.seed_everything(cfg.seed, verbose=False)
+        record: dict[str, Any] = {
+            "status": "running",
+            "run_dir": str(run_dir),
+            "overrides": overrides,
+            "choices": _choices(),
+            "threads": torch.get_num_threads(),
+            "threads_reason": threads_reason,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+        try:
+            datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
+            datamodule.prepare_data()  # data problems surface now, before any training output
+        except (BadInput, Fault) as err:
+            return _reject(err, run_dir, in_sweep, None)
+        except StopRun as err:
+            return _reject(err, run_dir, in_sweep, None)
+        model = instantiate(cfg.model, _recursive_=False)
+        recorder = RunRecorder()
+        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
+        if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
+            callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
+        diagnostics = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
+        logger = instantiate(cfg.logger) if cfg.get("logger") else False
+        if logger:  # its hparams.yaml, written with the first checkpoint, says what the run is
+            logger.hparams.update(_hparams(cfg))
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
 
-    def snapshot(**extra: Any) -> dict[str, Any]:
-        initial = diagnostics.initial if diagnostics else {}
-        timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
-        if torch.cuda.is_available():
-            timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
-        return {**record, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
+        def snapshot(**extra: Any) -> dict[str, Any]:
+            initial = diagnostics.initial if diagnostics else {}
+            timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
+            if torch.cuda.is_available():
+                timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+            return {**record, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
 
-    def write(snap: dict[str, Any]) -> None:
-        if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
-            results.write(run_dir, snap)
+        def write(snap: dict[str, Any]) -> None:
+            if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
+                results.write(run_dir, snap)
 
-    recorder.on_epoch = lambda: write(snapshot())
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        print(f"resuming {run_dir} from {last}")
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
-        tested = trainer.test(model, datamodule=datamodule, verbose=False)
-    except SIGTERMException:  # Lightning stops at a step boundary; the last checkpoint resumes it
-        write(snapshot(status="interrupted"))
-        print(f"interrupted; resume with: resume={run_dir}", file=sys.stderr)
-        sys.exit(143)
-    except Exception as err:  # recorded, so a sweep's summary shows the job as failed
-        write(snapshot(status="failed", error=f"{type(err).__name__}: {err}"))
-        if not in_sweep:
-            raise
-        log.exception("run %s failed; the sweep goes on", run_dir)
-        return math.nan
+        recorder.on_epoch = lambda: write(snapshot())
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            print(f"resuming {run_dir} from {last}")
+        stop.trainer = trainer
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+            tested = trainer.test(model, datamodule=datamodule, verbose=False)
+        except BaseException as err:  # noqa: BLE001 - every way out is recorded, see _end_early
+            return _end_early(err, stop, run_dir, in_sweep, lambda **extra: write(snapshot(**extra)), overrides)
     final = {k: v for k, v in (recorder.history[-1] if recorder.history else {}).items() if "/" in k}
-    final |= {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    final |= {k: float(v) for k, v in (tested[0] if tested else {}).items() if "/" in k}
     outcome = snapshot(
         status="diverged" if model.diverged_at else "completed",
         collapsed=results.is_collapsed(final, cfg.model.num_classes),
         diverged_at=model.diverged_at,
         final=final,
     )
-    write(outcome)
+    try:
+        write(outcome)
+    except OSError as err:
+        return _end_early(err, stop, run_dir, in_sweep, lambda **extra: None, overrides)
     if not trainer.is_global_zero:
         return results.objective(outcome)
     if logger:
-        logger.log_hyperparams(_hparams(cfg), _hparam_metrics(final))
+        logger.log_hyperparams(_hparams(cfg), _hparam_metrics(final), step=trainer.global_step)
         logger.finalize("success")
     _print_summary(outcome)
     return results.objective(outcome)
+
+
+class StopRun(Exception):
+    """SIGINT or SIGTERM before training started: nothing to record or resume yet."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stopped by {name} before training started; nothing to resume")
+        self.name = name
+        self.exit_code = EXIT_INTERRUPTED if name == "SIGINT" else EXIT_TERMINATED
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) ends a run as SIGTERM does: during training, the first one stops it at the
+    next step boundary through Lightning's SIGTERM path (the last checkpoint stays, the record
+    says ``interrupted``, the resume command is printed); a second one stops at once. Before
+    training, either signal stops the run at once (:class:`StopRun`).
+    """
+
+    SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
+            for signum in self.SIGNALS.values():
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.trainer is None:
+            raise StopRun(name)
+        first = self.received is None
+        self.received = self.received or name
+        if not first:
+            raise KeyboardInterrupt  # the second signal: at once (Lightning then exits)
+        self.trainer._signal_connector.received_sigterm = True  # Lightning's stop at a step boundary
+        if signum == signal.SIGINT:
+            print("\nstopping at the next step boundary (Ctrl-C again to stop at once)", file=sys.stderr)
+
+
+def _end_early(err: BaseException, stop: StopSignals, run_dir: Path, in_sweep: bool, write: Any, overrides: list[str]) -> float:
+    """Record how the run ended (``interrupted`` or ``failed``), say it in one line, and exit
+    with its code; a failed sweep job returns NaN instead so the sweep goes on."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    signal_name = stop.received or ("SIGTERM" if isinstance(err, SIGTERMException) else None)
+    if signal_name and isinstance(err, (SystemExit, KeyboardInterrupt)):
+        note = _try_write(write, status="interrupted", error=f"stopped by {signal_name}")
+        if in_sweep:
+            how = f"re-run the same sweep command with hydra.sweep.dir={run_dir.parent}"
+        else:
+            how = f"python -m fmnist_scaling.train {_shell(['resume=' + str(run_dir), *_experiment_overrides(overrides)])}"
+        print(f"interrupted ({signal_name}){note}; resume with: {how}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED if signal_name == "SIGINT" else EXIT_TERMINATED)
+    if isinstance(err, (SystemExit, KeyboardInterrupt)):
+        raise err
+    fault = as_fault(err, f"write the run's files in {run_dir}")
+    message = str(fault) if fault else f"the run failed: {type(err).__name__}: {err}"
+    note = _try_write(write, status="failed", error=message)
+    _log_traceback(err)
+    if full_error():
+        raise err
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        note += f"; resume with: python -m fmnist_scaling.train {_shell(['resume=' + str(run_dir), *_experiment_overrides(overrides)])}"
+    hint = "" if fault else " (HYDRA_FULL_ERROR=1 shows the traceback; it is also in train.log)"
+    print(f"error: {message}{hint}{note}", file=sys.stderr)
+    if in_sweep:
+        return math.nan
+    sys.exit(EXIT_FAULT)
+
+
+def _try_write(write: Any, **extra: Any) -> str:
+    """Write the final record; what to add to the message if even that failed (a full disk)."""
+    try:
+        write(**extra)
+        return ""
+    except OSError as err:
+        return f" (and {results.METRICS_FILE} could not be updated: {err.strerror})"
+
+
+def _log_traceback(err: BaseException) -> None:
+    """The traceback into the run's log file only (Hydra's ``train.log``), not onto the console."""
+    import traceback
+
+    text = "".join(traceback.format_exception(err))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            try:
+                handler.stream.write(text)
+                handler.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def _check_resume(cfg: DictConfig, run_dir: Path) -> None:
@@ -165,29 +291,100 @@ def _check_resume(cfg: DictConfig, run_dir: Path) -> None:
     load_checkpoint(last)
 
 
-def _reject(err: Exception, run_dir: Path, in_sweep: bool) -> float:
-    """One line on stderr. A single run exits 2 and leaves no half-made run folder behind; a
-    sweep job records the failure (the summary lists it) and the sweep goes on."""
-    print(f"error: {err}", file=sys.stderr)
+def _check_same_experiment(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | None, in_sweep: bool) -> None:
+    """A run that continues (``resume=``, or a sweep re-run in its folder) must be the same
+    experiment as the one recorded there: else its history would mix two experiments."""
+    if not previous or "config" not in previous:
+        return
+    now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), _flat(previous["config"])
+    differs = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not _harmless(k))
+    if not differs:
+        return
+    choices_now, choices_then = _choices(), previous.get("choices", {})
+    named = [f"{g}={choices_now[g]} (the run: {choices_then[g]})" for g in sorted(choices_now)
+             if g in choices_then and choices_now[g] != choices_then[g]]
+    named += [f"{k}={now.get(k, '<unset>')} (the run: {then.get(k, '<unset>')})" for k in differs
+              if not any(k.startswith(g.replace("/", ".") + ".") or k == g for g in choices_now if g in choices_then
+                         and choices_now[g] != choices_then[g])]
+    shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    own = _shell(_experiment_overrides(previous.get("overrides", [])))
     if in_sweep:
-        results.write(run_dir, {"status": "failed", "error": str(err), "run_dir": str(run_dir)})
+        raise ConfigError(f"{run_dir} holds a run of other settings: {shown}; sweep into another hydra.sweep.dir")
+    raise ConfigError(f"resume={cfg.resume} is invalid: the run was trained with other settings: {shown}; "
+                      f"resume it with its own overrides: resume={cfg.resume} {own}".rstrip())
+
+
+def _harmless(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in NOT_THE_EXPERIMENT)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def _choices() -> dict[str, str]:
+    """The config-group choices of this run (``scaling: max``), Hydra's own groups left out."""
+    return {g: str(c) for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra/") and c is not None}
+
+
+def _experiment_overrides(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not _harmless(o.lstrip("+~").split("=", 1)[0])]
+
+
+def _shell(words: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, Any] | None) -> float:
+    """One line on stderr. A single run exits (2 for bad input, 3 for a fault, 130/143 for a
+    signal) and leaves no half-made run folder behind; a sweep job records the failure (the
+    summary lists it), unless its folder holds another run's record, and the sweep goes on."""
+    print(f"error: {err}", file=sys.stderr)
+    code = getattr(err, "exit_code", EXIT_BAD_INPUT)
+    if in_sweep and not isinstance(err, StopRun):
+        if previous is None:
+            try:
+                results.write(run_dir, {"status": "failed", "error": str(err), "run_dir": str(run_dir)})
+            except OSError:
+                pass
         return math.nan
-    if run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir()):
+    if previous is None and run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
-def _threads(cfg: DictConfig, hydra_cfg: Any) -> int | None:
-    """Torch threads per process: ``threads`` if set; under the joblib launcher the cores
-    shared among its jobs (oversubscribed threads made steps 10-20x slower here)."""
+def _threads(cfg: DictConfig, hydra_cfg: Any) -> tuple[int | None, str]:
+    """Torch threads per process and why: ``threads`` if set; else, under a launcher that runs
+    jobs side by side on this machine, the cores shared among them (oversubscribed threads made
+    steps 10-20x slower here); on a SLURM node, the cores given to the task; else torch's
+    default, at most the cores this process may use (taskset, cgroups)."""
     if cfg.get("threads"):
-        return int(cfg.threads)
-    if "joblib" in str(hydra_cfg.launcher.get("_target_", "")):
-        cores = os.cpu_count() or 1
-        jobs = hydra_cfg.launcher.get("n_jobs", -1)
-        jobs = cores if jobs is None or jobs < 1 else jobs
-        return max(1, cores // jobs)
-    return None
+        return int(cfg.threads), f"threads={cfg.threads}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    launcher = hydra_cfg.launcher
+    target = str(launcher.get("_target_", "")).rsplit(".", 1)[-1]
+    per_task = launcher.get("cpus_per_task")
+    if target == "JoblibLauncher":
+        jobs = launcher.get("n_jobs", -1)
+        jobs = cores if jobs is None or jobs < 1 else min(jobs, cores)
+        return max(1, cores // jobs), f"joblib launcher: {jobs} jobs side by side on {cores} cores"
+    if target == "LocalLauncher":  # submitit's local executor starts every job of the sweep at once
+        if per_task:
+            return int(per_task), f"submitit local launcher: hydra.launcher.cpus_per_task={per_task}"
+        return 1, f"submitit local launcher: every job at once on {cores} cores (hydra.launcher.cpus_per_task=N to change)"
+    if target == "RayLauncher":
+        return 1, f"ray launcher: jobs side by side on {cores} cores"
+    if per_task:  # SLURM and other cluster launchers: the task's own cores
+        return int(per_task), f"hydra.launcher.cpus_per_task={per_task}"
+    import torch
+
+    if torch.get_num_threads() > cores:
+        return cores, f"the {cores} cores this process may use"
+    return None, "torch's default"
 
 
 def _hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -236,12 +433,25 @@ def unwritable_output(argv: list[str]) -> str | None:
     return None
 
 
+#: Hydra's flags that only print (a config, help, info): nothing is run or created.
+PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
 def cli() -> None:
-    problem = unwritable_output(sys.argv[1:])
+    global _DRY_RUN
+    argv = sys.argv[1:]
+    _DRY_RUN = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
+    problem = None if _DRY_RUN else unwritable_output(argv)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    main()
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        main()
+    except Exception as err:  # the task ends its own way (train, _reject, _end_early): this is Hydra's usage error
+        if full_error():
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

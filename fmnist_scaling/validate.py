@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
+from fmnist_scaling.errors import BadInput
+
 from fmnist_scaling.mlp import ACTIVATIONS
 
 #: Images in the official Fashion-MNIST training set (the validation split is taken from it).
@@ -21,8 +23,8 @@ TRAIN_SIZE = 60_000
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
-class ConfigError(ValueError):
-    """A bad config value; the message is the whole story."""
+class ConfigError(BadInput):
+    """A bad config value; the message is the whole story (exit 2)."""
 
 
 def _number(cfg: DictConfig, key: str, allowed: str, ok: Any, integer: bool = False) -> None:

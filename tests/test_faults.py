@@ -1,0 +1,381 @@
+"""Faults users meet on real machines, through the real entry points: each ends in one line on
+stderr naming the cause and the fix, a documented exit code (2 bad input, 3 a fault, 130 Ctrl-C),
+no traceback, nothing on disk that a later run could take for a good result, and a
+``metrics.json`` whose status tells the truth. Runs use the tiny dataset (seconds each)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmnist_scaling import results, sources
+from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED
+from tests.conftest import make_tiny, read_metrics, run_module, train
+
+#: The tiny dataset (500 training images after a 100-image validation split: 16 SGD steps an epoch).
+TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
+
+
+def tiny_run(tmp_path: Path, root: Path, *extra: str, run_dir: Path | None = None, **kwargs) -> tuple[subprocess.CompletedProcess, Path]:
+    run_dir = run_dir or tmp_path / "run"
+    proc = train(*TINY, f"data.root={root}", f"hydra.run.dir={run_dir}", *extra, cwd=tmp_path, **kwargs)
+    return proc, run_dir
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary or empty files a crash could leave behind."""
+    return [p for p in folder.rglob("*") if p.is_file() and (p.name.endswith(".partial") or p.stat().st_size == 0)
+            and p.name != ".lock"]
+
+
+# ---- 1. integrity of the decoded cache
+
+
+@pytest.mark.parametrize("damage", ["image bytes", "a label", "cut in half", "foreign file"])
+def test_a_damaged_cache_is_detected_and_rebuilt(tmp_path, tiny_root, damage):
+    sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False)
+    cache = sources.cache_path(tiny_root)
+    good = sources.load(str(tiny_root), verify=False)
+    blob = bytearray(cache.read_bytes())
+    if damage == "image bytes":  # flip bytes inside the stored images, the way a bad disk would
+        offset = blob.find(bytes(good["train_images"][7].flatten()[:64].tolist()))
+        assert offset > 0
+        blob[offset + 10 : offset + 20] = bytes(255 - b for b in blob[offset + 10 : offset + 20])
+        cache.write_bytes(bytes(blob))
+    elif damage == "a label":
+        data = torch.load(cache, weights_only=True)
+        data["train_labels"][3] = 200  # out of range, digest stale
+        torch.save(data, cache)
+    elif damage == "cut in half":
+        cache.write_bytes(bytes(blob[: len(blob) // 2]))
+    else:
+        cache.write_bytes(b"not a cache at all")
+    proc, run_dir = tiny_run(tmp_path, tiny_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rebuilt it from the IDX files" in proc.stderr and "Traceback" not in proc.stderr
+    assert read_metrics(run_dir)["status"] == "completed"
+    rebuilt = sources.load(str(tiny_root), verify=False)
+    assert all(torch.equal(rebuilt[k], good[k]) for k in sources.TENSORS)  # trained on the real images again
+
+
+def test_a_damaged_cache_that_cannot_be_rebuilt_is_refused_in_one_line(tmp_path, tiny_root):
+    sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False)
+    for idx in sources.raw_folder(tiny_root).iterdir():
+        idx.unlink()  # no IDX files, no local copy, no download: nothing to rebuild from
+    data = torch.load(sources.cache_path(tiny_root), weights_only=True)
+    data["test_images"][0, 0, 0] ^= 1
+    torch.save(data, sources.cache_path(tiny_root))
+    proc, run_dir = tiny_run(tmp_path, tiny_root, "data.download=false")
+    assert_one_line(proc, EXIT_BAD_INPUT, "Fashion-MNIST not found", "apt-get install")
+    assert not run_dir.exists()
+
+
+def test_a_verified_run_refuses_a_cache_of_other_data(tmp_path, tiny_root):
+    """The digests of a verified run are those of the real Fashion-MNIST, not just self-consistent."""
+    sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False)
+    with pytest.raises(sources.DataError, match="other than Fashion-MNIST.*data.verify=false"):
+        sources.load(str(tiny_root), verify=True)
+
+
+def test_an_outdated_or_edited_cache_is_not_trusted(tmp_path, tiny_root):
+    sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False)
+    data = torch.load(sources.cache_path(tiny_root), weights_only=True)
+    data["train_images"] = data["train_images"].flip(0)  # shapes fine, contents not what was cached
+    torch.save(data, sources.cache_path(tiny_root))
+    with pytest.raises(sources.DataError, match=r"is damaged \(the md5 of train_images differs"):
+        sources.load(str(tiny_root), verify=False)
+
+
+# ---- 2. concurrent first use
+
+
+def _prepare(root: str, copy: str) -> str:
+    return sources.prepare(root, local_copy=copy, download=False, verify=False)
+
+
+def test_many_processes_prepare_an_empty_data_folder_at_once(tmp_path):
+    copy = tmp_path / "copy"
+    make_tiny(copy, n_train=3000, gz=True)
+    root = tmp_path / "data"
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        sources_used = pool.starmap(_prepare, [(str(root), str(copy))] * 8)
+    assert sum(s.startswith("local copy") for s in sources_used) == 1  # unpacked once; the others waited
+    assert sorted(p.name for p in sources.raw_folder(root).iterdir()) == sorted(sources._FILES)
+    assert not leftovers(root)
+    assert sources.load(str(root), verify=False)["train_images"].shape == (3000, 28, 28)
+
+
+def test_runs_started_together_on_an_empty_data_folder(tmp_path):
+    copy = tmp_path / "copy"
+    make_tiny(copy, gz=True)
+    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", *TINY, "data.root=data",
+           f"data.local_copy={copy}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*cmd, f"hydra.run.dir=run{i}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
+    assert sum("Fashion-MNIST unpacked" in err for _, err in outs) == 1
+    assert all(read_metrics(tmp_path / f"run{i}")["status"] == "completed" for i in range(3))
+    assert not leftovers(tmp_path / "data")
+
+
+# ---- 3. a data folder that cannot be created or written
+
+
+@pytest.mark.parametrize("root", ["/proc/fmnist_data", "a_file/data"])
+def test_an_unwritable_data_folder_is_one_line_and_leaves_no_run_folder(tmp_path, root):
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    proc, run_dir = tiny_run(tmp_path, Path(root), "data.local_copy=/usr/share/datasets/fashion-mnist")
+    assert_one_line(proc, EXIT_BAD_INPUT, f"data.root={root}", "data.root=<folder>")
+    assert not run_dir.exists() and not list(tmp_path.glob("lightning_logs/runs/*"))
+
+
+# ---- 4. a full disk
+
+
+def test_a_checkpoint_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
+    from fmnist_scaling.checkpoint_io import AtomicCheckpointIO
+
+    target = tmp_path / "checkpoints" / "epoch=0.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, target)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(3)}, target)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # the previous one, whole
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(3))
+
+
+def test_a_record_write_that_fails_leaves_the_previous_record(tmp_path, monkeypatch):
+    results.write(tmp_path, {"status": "running"})
+    real_fdopen = os.fdopen
+
+    class FullFile:
+        def __init__(self, fd, *args, **kwargs):
+            self.f = real_fdopen(fd, *args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", FullFile)
+    with pytest.raises(OSError):
+        results.write(tmp_path, {"status": "completed"})
+    assert [p.name for p in tmp_path.iterdir()] == [results.METRICS_FILE]
+    assert results.read(tmp_path) == {"status": "running"}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB file system: smaller than one checkpoint of the reference MLP (3.2 MB)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_during_a_run(tmp_path, tiny_root, tiny_disk):
+    proc, run_dir = tiny_run(tmp_path, tiny_root, run_dir=tiny_disk / "run")
+    line = assert_one_line(proc, EXIT_FAULT, "No space left on device", "free some space")
+    assert str(tiny_disk / "run") in line
+    record = read_metrics(run_dir)
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    assert not leftovers(run_dir)
+    for ckpt in (run_dir / "checkpoints").glob("*.ckpt") if (run_dir / "checkpoints").exists() else []:
+        torch.load(ckpt, weights_only=True)  # whatever is there is whole
+
+
+# ---- 5. Ctrl-C, and an honest resume
+
+
+def test_ctrl_c_records_interrupted_prints_the_resume_command_and_exits_130(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", *TINY, "trainer.max_epochs=500",
+           "scaling=standard", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoints" / "last.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "Traceback" not in err and "interrupted (SIGINT)" in err
+    resume = err.split("resume with: ", 1)[1].splitlines()[0]
+    assert f"resume={run_dir}" in resume and "scaling=standard" in resume and "enable_progress_bar" not in resume
+    record = read_metrics(run_dir)
+    assert record["status"] == "interrupted" and record["history"]
+    torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+    # resuming it as another experiment is refused, naming the difference; nothing is touched
+    before = {p: p.read_bytes() for p in (run_dir / "metrics.json", run_dir / ".hydra" / "config.yaml")}
+    other = train(f"resume={run_dir}", *TINY, "trainer.max_epochs=500", "scaling=none", f"data.root={tiny_root}", cwd=tmp_path)
+    assert_one_line(other, EXIT_BAD_INPUT, "other settings", "scaling=none (the run: standard)", "scaling=standard")
+    assert all(p.read_bytes() == content for p, content in before.items())
+
+
+def test_a_finished_run_keeps_its_recorded_config(tmp_path, tiny_root):
+    proc, run_dir = tiny_run(tmp_path, tiny_root, "scaling=standard")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
+    record = (run_dir / "metrics.json").read_bytes()
+    # the same experiment with settings that do not change it (threads, progress bar): skipped
+    again = train(f"resume={run_dir}", *TINY, "scaling=standard", "threads=1", f"data.root={tiny_root}", cwd=tmp_path)
+    assert again.returncode == 0 and "already completed, skipped" in again.stdout
+    other = train(f"resume={run_dir}", *TINY, "scaling=standard", "model.optimizer.lr=0.5", f"data.root={tiny_root}", cwd=tmp_path)
+    assert_one_line(other, EXIT_BAD_INPUT, "model.optimizer.lr=0.5 (the run: 0.01)")
+    assert {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == recorded
+    assert (run_dir / "metrics.json").read_bytes() == record
+
+
+def test_a_sweep_rerun_over_jobs_of_other_settings_leaves_them_alone(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "scaling=max", "seed=0,1"]
+    assert train(*args, cwd=tmp_path).returncode == 0
+    jobs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    # as if a config file had been edited since: the job folder's name is the same, the experiment is not
+    edited = read_metrics(jobs[0])
+    edited["config"]["model"]["optimizer"]["lr"] = 0.5
+    results.write(jobs[0], edited)
+    kept = {job: (job / "metrics.json").read_bytes() for job in jobs}
+    rerun = train(*args, cwd=tmp_path)
+    assert rerun.returncode == 0  # the sweep goes on
+    assert f"error: {jobs[0]} holds a run of other settings: model.optimizer.lr=0.01 (the run: 0.5)" in rerun.stderr
+    assert "already completed, skipped" in rerun.stdout  # the other job
+    assert {job: (job / "metrics.json").read_bytes() for job in jobs} == kept
+
+
+# ---- 6. sweep summaries that survive NaN, inf, single values and every status
+
+
+def write_job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> None:
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if record is not None:
+        (job / "metrics.json").write_text(json.dumps(record))
+
+
+def test_a_summary_is_written_for_any_mix_of_results(tmp_path):
+    from fmnist_scaling import report
+
+    sweep = tmp_path / "sweep"
+    nan, inf = float("nan"), float("inf")
+    diverged = {"status": "diverged", "final": {"train/loss": nan, "train/acc": 0.1, "test/acc": 0.1, "test/loss": inf},
+                "history": [{"epoch": 1, "step": 16, "train/loss": nan, "train/acc": 0.1}], "wall_time_s": 1.0}
+    done = {"status": "completed", "final": {"train/loss": 0.5, "train/acc": 0.8, "test/acc": 0.78, "test/loss": 0.6},
+            "history": [{"epoch": 1, "step": 16, "train/loss": 0.5, "train/acc": 0.8}], "wall_time_s": 2.0}
+    write_job(sweep, "a0", ["model.optimizer.lr=1e6", "seed=0"], diverged)
+    write_job(sweep, "a1", ["model.optimizer.lr=1e6", "seed=1"], {**diverged, "final": {**diverged["final"], "test/loss": -inf}})
+    write_job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], done)
+    write_job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], {"status": "failed", "error": "OSError"})
+    write_job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
+    write_job(sweep, "b3", ["model.optimizer.lr=0.01", "seed=3"], None)
+    assert report.main([str(sweep)]) == 0
+    assert all((sweep / f).is_file() for f in ("summary.csv", "summary.md", "curves.png"))
+    rows = {r["model.optimizer.lr"]: r for r in report.summarize(report.load_jobs(sweep))[1]}
+    assert rows["1e6"]["diverged"] == 2 and rows["1e6"]["test_acc"] == pytest.approx(0.1)
+    assert rows["1e6"]["test_loss"] != rows["1e6"]["test_loss"]  # no finite value: NaN, shown as "-"
+    assert rows["0.01"]["runs"] == 1 and rows["0.01"]["test_acc_std"] == 0.0  # a single value
+    assert rows["0.01"]["failed"] == 1 and rows["0.01"]["unfinished"] == 2
+
+
+def test_a_sweep_where_every_seed_diverges_keeps_its_summary(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    proc = train("-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "scaling=none", "model.optimizer.lr=1e6",
+                 "seed=0,1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning: no sweep summary" not in proc.stderr
+    summary = (sweep / "summary.md").read_text()
+    assert "| 2 |" in summary  # both runs diverged, counted
+    assert (sweep / "curves.png").is_file()
+
+
+# ---- 7. launchers that run jobs side by side share the cores
+
+
+def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    proc = train("-m", "hydra/launcher=submitit_local", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}",
+                 "scaling=max,standard", "seed=0", cwd=tmp_path, env={"OMP_NUM_THREADS": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]
+    assert len(records) == 2 and all(r["status"] == "completed" for r in records)
+    assert all(r["threads"] == 1 and "submitit local launcher" in r["threads_reason"] for r in records)
+
+
+@pytest.mark.parametrize("launcher,expected,reason", [
+    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 1}, "all", "joblib"),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "cpus_per_task": 3}, 3, "cpus_per_task=3"),
+    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", "cpus_per_task": 4}, 4, "cpus_per_task=4"),
+    ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"}, 1, "ray"),
+])
+def test_thread_rule_per_launcher(launcher, expected, reason):
+    from omegaconf import OmegaConf
+
+    from fmnist_scaling.train import _threads
+
+    threads, why = _threads(OmegaConf.create({"threads": None}), OmegaConf.create({"launcher": launcher}))
+    cores = len(os.sched_getaffinity(0))
+    assert threads == (cores if expected == "all" else expected) and reason in why
+
+
+# ---- 8. printing a config, Hydra's usage errors, evaluate from elsewhere
+
+
+def test_printing_the_config_creates_nothing(tmp_path):
+    for flags in (["--cfg", "all", "--resolve"], ["--cfg", "hydra", "--resolve"], ["--info"]):
+        proc = run_module("fmnist_scaling.train", *flags, cwd=tmp_path)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_hydra_usage_error_is_one_line(tmp_path):
+    proc = run_module("fmnist_scaling.train", "--cfg", "job", "-m", cwd=tmp_path)
+    assert_one_line(proc, EXIT_BAD_INPUT, "Only one of")
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
+    proc, run_dir = tiny_run(tmp_path, tiny_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = run_module("fmnist_scaling.evaluate", f"ckpt_path={run_dir}", cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert not (elsewhere / "data").exists()  # no second copy of the data
+    assert json.loads((run_dir / "checkpoints" / "evaluation.json").read_text())["test/acc"] == pytest.approx(
+        read_metrics(run_dir)["final"]["test/acc"], abs=1e-6)
