@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup data train test test-all study article docs bench clean
+.PHONY: setup data train test test-all study article docs bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ docs: data
 
 bench: data
 	$(PY) -m fmnist_scaling.bench
+
+# On a machine with a CUDA GPU: runs, evaluate, benchmark and tests on it, one JSON (about 7 minutes)
+gpu-check: data
+	$(PY) -m fmnist_scaling.gpu_check
 
 clean:
 	rm -rf lightning_logs/runs lightning_logs/multirun .pytest_cache

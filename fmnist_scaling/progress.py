@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -53,7 +54,21 @@ class StepProgressBar(TQDMProgressBar):
 
     def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
-        super().on_validation_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
-        names = getattr(trainer.datamodule, "val_loader_names", None)
-        if batch_idx == 0 and names and dataloader_idx < len(names) and not trainer.sanity_checking:
-            self.val_progress_bar.set_description(f"Evaluating on {names[dataloader_idx]}")
+        # Lightning's, with the pass's name ("val", "train_full") for "Validation DataLoader <i>"
+        if not self.has_dataloader_changed(dataloader_idx):
+            return
+        names = getattr(trainer.datamodule, "val_loader_names", [])
+        name = names[dataloader_idx] if dataloader_idx < len(names) else f"validation loader {dataloader_idx}"
+        self.val_progress_bar.reset()
+        self.val_progress_bar.total = convert_inf(self.total_val_batches_current_dataloader)
+        self.val_progress_bar.initial = 0
+        self.val_progress_bar.set_description(f"Evaluating on {name}")
+
+    def on_test_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
+                            dataloader_idx: int = 0) -> None:
+        if not self.has_dataloader_changed(dataloader_idx):
+            return
+        self.test_progress_bar.reset()
+        self.test_progress_bar.total = convert_inf(self.total_test_batches_current_dataloader)
+        self.test_progress_bar.initial = 0
+        self.test_progress_bar.set_description("Evaluating on test")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from fmnist_scaling.files import atomic_file
 
 METRICS_FILE = "metrics.json"
 #: Statuses of a run that is over: a re-run of its sweep skips it instead of redoing it.
@@ -42,14 +43,8 @@ def write(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
 def write_json(path: Path, record: dict[str, Any]) -> Path:
     """Write ``record`` as JSON to ``path`` atomically, under a temporary name beside it."""
     text = json.dumps(record, indent=1, default=_plain, allow_nan=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(partial, path)
-    except BaseException:  # a full disk: no empty or half file left beside the previous record
-        Path(partial).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w") as f:  # a full disk: no empty or half file beside the previous record
+        f.write(text)
     return path
 
 

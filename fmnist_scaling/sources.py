@@ -28,7 +28,6 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from torch import Tensor
 
 from fmnist_scaling.errors import BadInput, Fault, describe_os_error
+from fmnist_scaling.files import atomic_file
 
 DEBIAN_COPY = "/usr/share/datasets/fashion-mnist"
 SPLITS = ("train", "test")
@@ -234,7 +234,7 @@ def _unpack(folder: Path, raw: Path) -> None:
     for name in _FILES:
         source = folder / f"{name}.gz"
         try:
-            with _atomic_file(raw / name) as dst:
+            with atomic_file(raw / name) as dst:
                 if source.is_file():
                     with gzip.open(source, "rb") as src:
                         shutil.copyfileobj(src, dst)
@@ -243,20 +243,6 @@ def _unpack(folder: Path, raw: Path) -> None:
                         shutil.copyfileobj(src, dst)
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise DataError(f"cannot unpack {source}: {err}; the local copy is damaged (reinstall it, or set data.local_copy)") from None
-
-
-@contextlib.contextmanager
-def _atomic_file(target: Path) -> Iterator:
-    """A file written under a unique temporary name beside ``target`` and renamed onto it when
-    whole: readers see the old file or the new one, never half of one; on failure, nothing."""
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def _download(root: str, tried: list[str]) -> bool:
@@ -313,7 +299,7 @@ def _build_cache(root: str, verify: bool) -> None:
         raise DataError(f"the IDX files in {raw} are not a dataset of grey images with labels 0..9: "
                         f"{problem.removeprefix('is damaged (').removesuffix(')')}")
     digests = {name: _digest(tensor) for name, tensor in data.items()}
-    with _atomic_file(cache_path(root)) as f:
+    with atomic_file(cache_path(root)) as f:
         torch.save({"format": CACHE_FORMAT, **data, "digests": digests}, f)
 
 

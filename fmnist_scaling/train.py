@@ -96,6 +96,16 @@ def main(cfg: DictConfig) -> float:
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, threads: int | None = None,
           threads_reason: str = "torch's default") -> float:
     start = time.perf_counter()
+    stop = StopSignals()
+    try:
+        with stop:
+            return _train(cfg, run_dir, overrides, in_sweep, threads, threads_reason, stop, start)
+    except (BadInput, Fault, StopRun) as err:  # before training: the data, or a signal
+        return _reject(err, run_dir, in_sweep, None)
+
+
+def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, threads: int | None, threads_reason: str,
+           stop: StopSignals, start: float) -> float:
     import lightning as L  # imported here: a rejected config exits without paying for it
     import torch
     from hydra.utils import instantiate
@@ -103,62 +113,56 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     from fmnist_scaling.diagnostics import Diagnostics
     from fmnist_scaling.recorder import RunRecorder
 
-    stop = StopSignals()
-    with stop:
-        if threads:
-            torch.set_num_threads(threads)
-        if in_sweep and threads:
-            print(f"{run_dir.name}: {threads} torch thread(s) ({threads_reason})")
-        quiet_lightning()
-        L.seed_everything(cfg.seed, verbose=False)
-        record: dict[str, Any] = {
-            "status": "running",
-            "run_dir": str(run_dir),
-            "overrides": overrides,
-            "choices": _choices(),
-            "threads": torch.get_num_threads(),
-            "threads_reason": threads_reason,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        }
-        try:
-            datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
-            datamodule.prepare_data()  # data problems surface now, before any training output
-        except (BadInput, Fault) as err:
-            return _reject(err, run_dir, in_sweep, None)
-        except StopRun as err:
-            return _reject(err, run_dir, in_sweep, None)
-        model = instantiate(cfg.model, _recursive_=False)
-        recorder = RunRecorder()
-        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
-        if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
-            callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-        diagnostics = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
-        logger = instantiate(cfg.logger) if cfg.get("logger") else False
-        if logger:  # its hparams.yaml, written with the first checkpoint, says what the run is
-            logger.hparams.update(_hparams(cfg))
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
+    if threads:
+        torch.set_num_threads(threads)
+    if in_sweep and threads:
+        print(f"{run_dir.name}: {threads} torch thread(s) ({threads_reason})")
+    quiet_lightning()
+    L.seed_everything(cfg.seed, verbose=False)
+    record: dict[str, Any] = {
+        "status": "running",
+        "run_dir": str(run_dir),
+        "overrides": overrides,
+        "choices": _choices(),
+        "threads": torch.get_num_threads(),
+        "threads_reason": threads_reason,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
+    datamodule.prepare_data()  # data problems surface now, before any training output
+    model = instantiate(cfg.model, _recursive_=False)
+    recorder = RunRecorder()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
+    if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
+    diagnostics = next((c for c in callbacks if isinstance(c, Diagnostics)), None)
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    if logger:  # its hparams.yaml, written with the first checkpoint, says what the run is
+        logger.hparams.update(_hparams(cfg))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
 
-        def snapshot(**extra: Any) -> dict[str, Any]:
-            initial = diagnostics.initial if diagnostics else {}
-            timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
-            if torch.cuda.is_available():
-                timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
-            return {**record, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
+    def snapshot(**extra: Any) -> dict[str, Any]:
+        initial = diagnostics.initial if diagnostics else {}
+        timing = {"wall_time_s": time.perf_counter() - start, "first_step_at": recorder.first_step_at}
+        if torch.cuda.is_available():
+            timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+        device = {"device": str(trainer.strategy.root_device)}  # cuda:0 where Lightning found a GPU
+        return {**record, **device, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
 
-        def write(snap: dict[str, Any]) -> None:
-            if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
-                results.write(run_dir, snap)
+    def write(snap: dict[str, Any]) -> None:
+        if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
+            results.write(run_dir, snap)
 
-        recorder.on_epoch = lambda: write(snapshot())
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            print(f"resuming {run_dir} from {last}")
-        stop.trainer = trainer
-        try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
-            tested = trainer.test(model, datamodule=datamodule, verbose=False)
-        except BaseException as err:  # noqa: BLE001 - every way out is recorded, see _end_early
-            return _end_early(err, stop, run_dir, in_sweep, lambda **extra: write(snapshot(**extra)), overrides)
+    recorder.on_epoch = lambda: write(snapshot())
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        print(f"resuming {run_dir} from {last}")
+    stop.trainer = trainer
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+        tested = trainer.test(model, datamodule=datamodule, verbose=False)
+    except BaseException as err:  # noqa: BLE001 - every way out is recorded, see _end_early
+        return _end_early(err, stop, run_dir, in_sweep, lambda **extra: write(snapshot(**extra)), overrides)
     final = {k: v for k, v in (recorder.history[-1] if recorder.history else {}).items() if "/" in k}
     final |= {k: float(v) for k, v in (tested[0] if tested else {}).items() if "/" in k}
     outcome = snapshot(
@@ -237,24 +241,29 @@ def _end_early(err: BaseException, stop: StopSignals, run_dir: Path, in_sweep: b
         if in_sweep:
             how = f"re-run the same sweep command with hydra.sweep.dir={run_dir.parent}"
         else:
-            how = f"python -m fmnist_scaling.train {_shell(['resume=' + str(run_dir), *_experiment_overrides(overrides)])}"
+            how = _resume_command(run_dir, overrides)
         print(f"interrupted ({signal_name}){note}; resume with: {how}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED if signal_name == "SIGINT" else EXIT_TERMINATED)
     if isinstance(err, (SystemExit, KeyboardInterrupt)):
         raise err
-    fault = as_fault(err, f"write the run's files in {run_dir}")
-    message = str(fault) if fault else f"the run failed: {type(err).__name__}: {err}"
+    known = err if isinstance(err, (BadInput, Fault)) else as_fault(err, f"write the run's files in {run_dir}")
+    message = str(known) if known else f"the run failed: {type(err).__name__}: {err}"
     note = _try_write(write, status="failed", error=message)
     _log_traceback(err)
     if full_error():
         raise err
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
-        note += f"; resume with: python -m fmnist_scaling.train {_shell(['resume=' + str(run_dir), *_experiment_overrides(overrides)])}"
-    hint = "" if fault else " (HYDRA_FULL_ERROR=1 shows the traceback; it is also in train.log)"
+        note += f"; resume with: {_resume_command(run_dir, overrides)}"
+    hint = "" if known else " (HYDRA_FULL_ERROR=1 shows the traceback; it is also in train.log)"
     print(f"error: {message}{hint}{note}", file=sys.stderr)
     if in_sweep:
         return math.nan
-    sys.exit(EXIT_FAULT)
+    sys.exit(getattr(known, "exit_code", EXIT_FAULT))
+
+
+def _resume_command(run_dir: Path, overrides: list[str]) -> str:
+    """The command that continues this run: its folder and the overrides that made its experiment."""
+    return f"python -m fmnist_scaling.train {_shell(['resume=' + str(run_dir), *_experiment_overrides(overrides)])}"
 
 
 def _try_write(write: Any, **extra: Any) -> str:
@@ -447,11 +456,12 @@ def cli() -> None:
         sys.exit(EXIT_BAD_INPUT)
     try:
         main()
-    except Exception as err:  # the task ends its own way (train, _reject, _end_early): this is Hydra's usage error
+    except Exception as err:  # the task ends its own way (train, _reject, _end_early): this is Hydra's
         if full_error():
             raise
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        fault = as_fault(err, "write the run folder")  # e.g. .hydra/ on a full disk
+        print(f"error: {fault or err}", file=sys.stderr)
+        sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error
 
 
 if __name__ == "__main__":

@@ -218,6 +218,14 @@ def test_a_full_disk_during_a_run(tmp_path, tiny_root, tiny_disk):
         torch.load(ckpt, weights_only=True)  # whatever is there is whole
 
 
+def test_a_full_disk_while_unpacking_the_data(tmp_path, tiny_disk):
+    copy = tmp_path / "copy"
+    make_tiny(copy, n_train=4000, gz=True)  # 3.1 MB unpacked: more than the disk holds
+    proc, run_dir = tiny_run(tmp_path, tiny_disk / "data", f"data.local_copy={copy}")
+    assert_one_line(proc, EXIT_FAULT, f"data.root={tiny_disk / 'data'}", "No space left on device")
+    assert not run_dir.exists() and not leftovers(tiny_disk)
+
+
 # ---- 5. Ctrl-C, and an honest resume
 
 
@@ -379,3 +387,19 @@ def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
     assert not (elsewhere / "data").exists()  # no second copy of the data
     assert json.loads((run_dir / "checkpoints" / "evaluation.json").read_text())["test/acc"] == pytest.approx(
         read_metrics(run_dir)["final"]["test/acc"], abs=1e-6)
+
+
+# ---- 9. what a run prints
+
+
+def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    proc = run_module("fmnist_scaling.train", *TINY, "trainer.max_epochs=2", "data.steps_per_batch=4", "callbacks.progress.refresh_rate=8",
+                      f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert out.count("GPU available") == 1 and out.count("max_epochs=2` reached") == 1
+    assert "8/16 [" in out and "16/16 [" in out and "step/s" in out  # 16 SGD steps an epoch, shown as they go
+    assert "Evaluating on val" in out and "Evaluating on train_full" in out and "Evaluating on test" in out
+    assert "DataLoader" not in out
+    assert "GPU available" in (run_dir / "train.log").read_text()  # Lightning's lines are in the log too

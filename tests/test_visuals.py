@@ -56,3 +56,19 @@ def test_evaluate_reproduces_the_test_accuracy_from_the_checkpoint(run, real_roo
     assert result["scaling"]["_target_"].endswith("Standardize")
     assert set(result["per_class_acc"]) >= {"T-shirt/top", "Ankle boot"} and "Ankle boot" in proc.stdout
     assert sum(map(sum, result["confusion_matrix"])) == 10_000
+
+
+def test_every_event_and_the_history_share_the_sgd_step_axis(run):
+    run_dir, events = run
+    history_steps = [h["step"] for h in read_metrics(run_dir)["history"]]
+    assert history_steps == [1600, 3200]  # 100 Lightning batches of 16 SGD steps per epoch
+    tags = events.Tags()
+    steps = {e.step for t in tags["scalars"] for e in events.Scalars(t)}
+    steps |= {e.step for t in tags["histograms"] for e in events.Histograms(t)}
+    steps |= {e.step for t in tags["images"] for e in events.Images(t)}
+    assert steps == {0, *history_steps}
+    assert {e.step for e in events.Scalars("val/acc")} == set(history_steps)
+    assert {e.step for e in events.Histograms("hist/preact/fc1")} == {0, *history_steps}
+    assert [e.step for e in events.Images("test/confusion_matrix")] == [3200]
+    hparams = (run_dir / "hparams.yaml").read_text()
+    assert "scaling: standard" in hparams and "lr: 0.01" in hparams  # not the empty file Lightning wrote
