@@ -28,11 +28,13 @@ data: setup
 train: data
 	$(PY) -m fmnist_scaling.train $(or $(ARGS),scaling=max)
 
+# tests side by side, one per core (each with one torch thread); a test module stays on one worker
+TEST_ARGS ?= -n auto --dist loadscope
 test: data
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" $(TEST_ARGS)
 
 test-all: data
-	$(PY) -m pytest
+	$(PY) -m pytest $(TEST_ARGS)
 
 # The full study (6 modes x 3 seeds) and the article's experiment (none, max x 3 seeds).
 study: data

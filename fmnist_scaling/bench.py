@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="training steps per epoch (default: all)")
     parser.add_argument("--root", default="data", help="the data folder (default: data)")
     parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
     parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/bench/<time>.json)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 5)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, first step after {r['first_step_s']:.1f} s, "
                       f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
         table = summarize(runs)
-        sweep = sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
+        sweep = None if args.no_sweep else sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
         curve = []
         if not args.no_curve:
             passes = 1 if args.quick else 2

@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fmnist_scaling.errors import EXIT_FAULT, BadInput, Fault, describe_os_error, full_error
+from fmnist_scaling.overrides import quote_paths
 from fmnist_scaling.validate import ConfigError
 
 
@@ -114,5 +115,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(EXIT_FAULT)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    sys.argv[1:] = quote_paths(sys.argv[1:])  # a sweep job's folder has "=" and "," in its name
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_scaling import quiet_lightning, results
 from fmnist_scaling.errors import (EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, EXIT_TERMINATED, BadInput, Fault,
                                    as_fault, full_error)
+from fmnist_scaling.overrides import quote_paths
 from fmnist_scaling.validate import ConfigError, validate
 
 log = logging.getLogger("fmnist_scaling")
@@ -451,6 +452,7 @@ def cli() -> None:
     argv = sys.argv[1:]
     _DRY_RUN = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
     problem = None if _DRY_RUN else unwritable_output(argv)
+    sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -16,6 +16,9 @@ import torch
 from fmnist_scaling import sources
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # tests run side by side (make test: -n auto): one thread each
+    torch.set_num_threads(1)
 REAL_ROOT = REPO / "data"
 
 

@@ -51,11 +51,11 @@ def leftovers(folder: Path) -> list[Path]:
 # ---- 1. integrity of the decoded cache
 
 
-@pytest.mark.parametrize("damage", ["image bytes", "a label", "cut in half", "foreign file"])
-def test_a_damaged_cache_is_detected_and_rebuilt(tmp_path, tiny_root, damage):
-    sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False)
-    cache = sources.cache_path(tiny_root)
-    good = sources.load(str(tiny_root), verify=False)
+def damage_cache(root: Path, damage: str) -> dict[str, torch.Tensor]:
+    """Build the cache of ``root``, damage it; return the tensors it held when sound."""
+    sources.prepare(str(root), local_copy=None, download=False, verify=False)
+    cache = sources.cache_path(root)
+    good = sources.load(str(root), verify=False)
     blob = bytearray(cache.read_bytes())
     if damage == "image bytes":  # flip bytes inside the stored images, the way a bad disk would
         offset = blob.find(bytes(good["train_images"][7].flatten()[:64].tolist()))
@@ -70,10 +70,26 @@ def test_a_damaged_cache_is_detected_and_rebuilt(tmp_path, tiny_root, damage):
         cache.write_bytes(bytes(blob[: len(blob) // 2]))
     else:
         cache.write_bytes(b"not a cache at all")
+    return good
+
+
+@pytest.mark.parametrize("damage,why", [("a label", "labels outside 0..9"), ("cut in half", "unreadable"),
+                                        ("foreign file", "unreadable")])
+def test_a_damaged_cache_is_detected_and_rebuilt(tiny_root, damage, why, capsys):
+    good = damage_cache(tiny_root, damage)
+    assert sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False).startswith("data folder")
+    err = capsys.readouterr().err
+    assert why in err and "rebuilt it from the IDX files" in err
+    rebuilt = sources.load(str(tiny_root), verify=False)
+    assert all(torch.equal(rebuilt[k], good[k]) for k in sources.TENSORS)
+
+
+def test_a_run_on_a_damaged_cache_trains_on_the_rebuilt_data(tmp_path, tiny_root):
+    good = damage_cache(tiny_root, "image bytes")
     proc, run_dir = tiny_run(tmp_path, tiny_root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "rebuilt it from the IDX files" in proc.stderr and "Traceback" not in proc.stderr
-    assert read_metrics(run_dir)["status"] == "completed"
+    assert "is damaged (the md5 of train_images differs" in proc.stderr and "rebuilt it from the IDX files" in proc.stderr
+    assert "Traceback" not in proc.stderr and read_metrics(run_dir)["status"] == "completed"
     rebuilt = sources.load(str(tiny_root), verify=False)
     assert all(torch.equal(rebuilt[k], good[k]) for k in sources.TENSORS)  # trained on the real images again
 
@@ -117,8 +133,8 @@ def test_many_processes_prepare_an_empty_data_folder_at_once(tmp_path):
     copy = tmp_path / "copy"
     make_tiny(copy, n_train=3000, gz=True)
     root = tmp_path / "data"
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
-        sources_used = pool.starmap(_prepare, [(str(root), str(copy))] * 8)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        sources_used = pool.starmap(_prepare, [(str(root), str(copy))] * 4)
     assert sum(s.startswith("local copy") for s in sources_used) == 1  # unpacked once; the others waited
     assert sorted(p.name for p in sources.raw_folder(root).iterdir()) == sorted(sources._FILES)
     assert not leftovers(root)
@@ -403,3 +419,17 @@ def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(t
     assert "Evaluating on val" in out and "Evaluating on train_full" in out and "Evaluating on test" in out
     assert "DataLoader" not in out
     assert "GPU available" in (run_dir / "train.log").read_text()  # Lightning's lines are in the log too
+
+
+def test_paths_with_hydra_grammar_characters_work_as_typed(tmp_path, tiny_root):
+    """A sweep job's folder is named by its overrides: resume= and ckpt_path= take it as typed."""
+    from fmnist_scaling.overrides import quote_paths
+
+    assert quote_paths(["resume=/a/scaling=max,seed=0", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]) == [
+        "resume='/a/scaling=max,seed=0'", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]
+    assert quote_paths(["ckpt_path=it's here"]) == ["ckpt_path='it\\'s here'"]
+    job = tmp_path / "sweep" / "scaling=max,seed=0"
+    proc, run_dir = tiny_run(tmp_path, tiny_root, run_dir=job)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = train(f"resume={job}", *TINY, f"data.root={tiny_root}", cwd=tmp_path)
+    assert again.returncode == 0 and "already completed, skipped" in again.stdout, again.stderr[-2000:]

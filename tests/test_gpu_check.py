@@ -1,0 +1,32 @@
+"""The prepared GPU check: it refuses clearly without a GPU, and its steps run end to end (on the
+CPU, tiny, with --smoke) so that the one call on a lent GPU machine is not spent on a typo."""
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import run_module
+
+pytestmark = pytest.mark.real_data
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: the check would run")
+def test_refuses_in_one_line_without_a_gpu(tmp_path):
+    proc = run_module("fmnist_scaling.gpu_check", f"--out={tmp_path / 'gpu.json'}", cwd=tmp_path)
+    assert proc.returncode == 2 and "no CUDA GPU visible" in proc.stderr and "--smoke" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "gpu.json").exists()
+
+
+def test_smoke_runs_every_step_and_writes_its_json(tmp_path, real_root):
+    out = tmp_path / "gpu.json"
+    proc = run_module("fmnist_scaling.gpu_check", "--smoke", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    modes = report["runs"]["modes"]
+    assert set(modes) == {"none", "max"}  # the smoke run's two; a GPU run has all six
+    assert all(row["status"] == "completed" and row["device"] == "cpu" for row in modes.values())
+    assert modes["max"]["cpu_test_acc"] == pytest.approx(83.8, abs=0.05)  # read from docs/study.md
+    assert report["evaluate"]["ok"] and report["evaluate"]["cpu"]["test_acc"] == report["evaluate"]["auto"]["test_acc"]
+    assert report["bench"]["ok"] and set(report["bench"]["ratios"]) >= {"project/article", "project/floor"}
+    assert "| scaling | device |" in proc.stdout and "evaluate: GPU" in proc.stdout
