@@ -52,8 +52,11 @@ def why_not_fused(net: MLP, optimizer: torch.optim.Optimizer, *, world_size: int
         changed = {k: group.get(k) for k, neutral in _PLAIN_SGD.items() if group.get(k, neutral) != neutral}
         if changed:
             return f"SGD with {', '.join(f'{k}={v}' for k, v in changed.items())} (fused: plain SGD)"
-    if len({group["lr"] for group in optimizer.param_groups}) > 1:
-        return "SGD with several learning rates"
+    groups = optimizer.param_groups
+    first_weight = next(m for m in net.layers if isinstance(m, nn.Linear)).weight
+    first_layer_lr = len(groups) == 2 and len(groups[0]["params"]) == 1 and groups[0]["params"][0] is first_weight
+    if len({group["lr"] for group in groups}) > 1 and not first_layer_lr:
+        return "SGD with several learning rates (fused: one, or another for the first layer's weight)"
     if world_size > 1:
         return f"{world_size} processes (DDP reduces gradients through autograd)"
     if precision != "32-true":  # Trainer.precision, as Lightning normalizes it
@@ -64,9 +67,10 @@ def why_not_fused(net: MLP, optimizer: torch.optim.Optimizer, *, world_size: int
 
 
 @torch.no_grad()
-def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor]:
+def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float, first_weight_lr: float | None = None) -> tuple[Tensor, Tensor]:
     """One SGD step of ``net`` on ``(x, y)`` with mean cross-entropy; returns ``(loss, logits)``
-    as they were before the update, like a step through autograd."""
+    as they were before the update, like a step through autograd. ``first_weight_lr``: the
+    learning rate of the first layer's weight (``model.first_layer_lr_scale``), else ``lr``."""
     activation_grad = ACTIVATION_GRADS[net.activation]
     linears, inputs, h = [], [], x  # each linear layer and its input, for the backward pass
     for module in net.layers:
@@ -87,7 +91,7 @@ def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor]
         linear = linears[i]
         # the gradient for the layer below uses this layer's weights before their update
         below = activation_grad(grad @ linear.weight, inputs[i]) if i > 0 else None
-        linear.weight.addmm_(grad.t(), inputs[i], alpha=-lr)
+        linear.weight.addmm_(grad.t(), inputs[i], alpha=-(first_weight_lr if i == 0 and first_weight_lr is not None else lr))
         linear.bias.sub_(grad.sum(0), alpha=lr)
         grad = below
     return loss, logits

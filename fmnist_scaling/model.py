@@ -55,6 +55,8 @@ class ScalingClassifier(L.LightningModule):
         activation: str = "relu",
         optimizer: dict[str, Any] | None = None,
         fused_step: bool = True,
+        first_layer_init_scale: float = 1.0,
+        first_layer_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(optimizer, DictConfig):
@@ -68,10 +70,15 @@ class ScalingClassifier(L.LightningModule):
                 "activation": str(activation),
                 "optimizer": optimizer,
                 "fused_step": bool(fused_step),
+                "first_layer_init_scale": float(first_layer_init_scale),
+                "first_layer_lr_scale": float(first_layer_lr_scale),
             },
             logger=False,  # the run logs hparams once, with final metrics (TensorBoard's HPARAMS view)
         )
         self.net = MLP(in_features, hidden, num_classes, activation)
+        if first_layer_init_scale != 1.0:  # see the README: scale is a learning rate, exactly
+            with torch.no_grad():
+                first_linear(self.net).weight.mul_(first_layer_init_scale)
         self.loss_fn = nn.CrossEntropyLoss()
         # validate_args=False: the checks cost a host sync per update
         self.accuracy = nn.ModuleDict(
@@ -102,12 +109,13 @@ class ScalingClassifier(L.LightningModule):
         """K SGD steps, one per minibatch of ``batch`` (see ``data.steps_per_batch``)."""
         optimizer = self.optimizers()
         losses, logits = [], []
-        lr = optimizer.param_groups[0]["lr"]
+        lr = optimizer.param_groups[-1]["lr"]  # with a first-layer lr, the first group is that layer's weight
+        first_lr = optimizer.param_groups[0]["lr"]
         for x, y in batch:
             if self.step_kind == "fused":
                 # the manual loop's step counter (global_step), as optimizer.step() calls it
                 optimizer._on_before_step()
-                loss, out = fused.sgd_step(self.net, x, y, lr)
+                loss, out = fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
                 optimizer._on_after_step()
             else:
                 out = self(x)
@@ -177,4 +185,16 @@ class ScalingClassifier(L.LightningModule):
         self.log("step", float(self.global_step), on_step=False, on_epoch=True, batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.hparams.optimizer, params=self.parameters())
+        scale = self.hparams.get("first_layer_lr_scale", 1.0)
+        if scale == 1.0:
+            return instantiate(self.hparams.optimizer, params=self.parameters())
+        # the first linear layer's weight in a group of its own, with its learning rate scaled
+        first = first_linear(self.net).weight
+        rest = [p for p in self.parameters() if p is not first]
+        groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
+        return instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra's conversion
+
+
+def first_linear(net: nn.Module) -> nn.Linear:
+    """The network's first linear layer: the one that sees the scaled input."""
+    return next(m for m in net.modules() if isinstance(m, nn.Linear))

@@ -406,6 +406,8 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
         "batch_size": cfg.data.batch_size,
         "hidden": str(list(cfg.model.hidden)),
         "activation": cfg.model.activation,
+        "first_layer_init_scale": cfg.model.get("first_layer_init_scale", 1.0),
+        "first_layer_lr_scale": cfg.model.get("first_layer_lr_scale", 1.0),
         "max_epochs": cfg.trainer.max_epochs,
         "val_size": cfg.data.val_size,
     }

@@ -53,6 +53,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"model.hidden={_show(hidden)} is invalid: must be a non-empty list of integers >= 1, e.g. [1000]")
     if cfg.model.activation not in ACTIVATIONS:
         raise ConfigError(f"model.activation={cfg.model.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+    for key in ("first_layer_init_scale", "first_layer_lr_scale"):
+        if key in cfg.model:
+            _number(cfg, f"model.{key}", "must be a finite number > 0 (1.0: the ordinary network)", lambda v: 0 < v < math.inf)
     if not isinstance(cfg.model.get("fused_step", True), bool):
         raise ConfigError(f"model.fused_step={cfg.model.fused_step!r} is invalid: must be true or false")
     for key in ("eps", "max_value"):
