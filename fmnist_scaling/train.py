@@ -307,7 +307,10 @@ def _check_same_experiment(cfg: DictConfig, run_dir: Path, previous: dict[str, A
     if not previous or "config" not in previous:
         return
     now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), _flat(previous["config"])
-    differs = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not _harmless(k))
+    # an option newer than the run's record: fine at its configured default, not when set now
+    set_now = {o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task}
+    differs = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not _harmless(k)
+                     and (k in then or k in set_now))
     if not differs:
         return
     choices_now, choices_then = _choices(), previous.get("choices", {})

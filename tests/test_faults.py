@@ -294,6 +294,10 @@ def test_a_sweep_rerun_over_jobs_of_other_settings_leaves_them_alone(tmp_path, t
     edited = read_metrics(jobs[0])
     edited["config"]["model"]["optimizer"]["lr"] = 0.5
     results.write(jobs[0], edited)
+    # and as if the other job had been run by a version without an option added since: still the same experiment
+    older = read_metrics(jobs[1])
+    del older["config"]["model"]["first_layer_lr_scale"]
+    results.write(jobs[1], older)
     kept = {job: (job / "metrics.json").read_bytes() for job in jobs}
     rerun = train(*args, cwd=tmp_path)
     assert rerun.returncode == 0  # the sweep goes on
