@@ -54,7 +54,7 @@ def train(net: ScalingClassifier, scaling, images, labels, path: str) -> list[fl
             loss = net.loss_fn(net(x), y)
             loss.backward()
             optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
