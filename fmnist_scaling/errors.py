@@ -20,6 +20,8 @@ EXIT_BAD_INPUT = 2
 EXIT_FAULT = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+#: The exit code of a run stopped by each signal.
+SIGNAL_EXIT = {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}
 
 
 class BadInput(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from fmnist_scaling.errors import EXIT_FAULT, BadInput, Fault, describe_os_error, full_error
+from fmnist_scaling.errors import BadInput, Fault, as_fault, full_error
 from fmnist_scaling.overrides import quote_paths
 from fmnist_scaling.validate import ConfigError
 
@@ -111,8 +111,9 @@ def main(cfg: DictConfig) -> None:
     except OSError as err:  # writing evaluation.json: a read-only or full disk
         if full_error():
             raise
-        print(f"error: {describe_os_error(err, 'write evaluation.json')}", file=sys.stderr)
-        sys.exit(EXIT_FAULT)
+        fault = as_fault(err, "write evaluation.json")
+        print(f"error: {fault}", file=sys.stderr)
+        sys.exit(fault.exit_code)
 
 
 def cli() -> None:

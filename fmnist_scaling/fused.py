@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fmnist_scaling.mlp import MLP
+from fmnist_scaling.mlp import MLP, first_linear
 
 
 def _relu_grad(grad: Tensor, out: Tensor) -> Tensor:
@@ -53,7 +53,7 @@ def why_not_fused(net: MLP, optimizer: torch.optim.Optimizer, *, world_size: int
         if changed:
             return f"SGD with {', '.join(f'{k}={v}' for k, v in changed.items())} (fused: plain SGD)"
     groups = optimizer.param_groups
-    first_weight = next(m for m in net.layers if isinstance(m, nn.Linear)).weight
+    first_weight = first_linear(net).weight  # (``is``: tensors compare element-wise)
     first_layer_lr = len(groups) == 2 and len(groups[0]["params"]) == 1 and groups[0]["params"][0] is first_weight
     if len({group["lr"] for group in groups}) > 1 and not first_layer_lr:
         return "SGD with several learning rates (fused: one, or another for the first layer's weight)"

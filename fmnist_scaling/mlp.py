@@ -35,3 +35,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def first_linear(net: nn.Module) -> nn.Linear:
+    """The network's first linear layer: the one that sees the scaled input."""
+    return next(m for m in net.modules() if isinstance(m, nn.Linear))

@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from fmnist_scaling import fused
-from fmnist_scaling.mlp import MLP
+from fmnist_scaling.mlp import MLP, first_linear
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
@@ -194,7 +194,3 @@ class ScalingClassifier(L.LightningModule):
         groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
         return instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra's conversion
 
-
-def first_linear(net: nn.Module) -> nn.Linear:
-    """The network's first linear layer: the one that sees the scaled input."""
-    return next(m for m in net.modules() if isinstance(m, nn.Linear))

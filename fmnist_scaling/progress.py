@@ -59,16 +59,17 @@ class StepProgressBar(TQDMProgressBar):
             return
         names = getattr(trainer.datamodule, "val_loader_names", [])
         name = names[dataloader_idx] if dataloader_idx < len(names) else f"validation loader {dataloader_idx}"
-        self.val_progress_bar.reset()
-        self.val_progress_bar.total = convert_inf(self.total_val_batches_current_dataloader)
-        self.val_progress_bar.initial = 0
-        self.val_progress_bar.set_description(f"Evaluating on {name}")
+        _restart(self.val_progress_bar, self.total_val_batches_current_dataloader, f"Evaluating on {name}")
 
     def on_test_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
                             dataloader_idx: int = 0) -> None:
-        if not self.has_dataloader_changed(dataloader_idx):
-            return
-        self.test_progress_bar.reset()
-        self.test_progress_bar.total = convert_inf(self.total_test_batches_current_dataloader)
-        self.test_progress_bar.initial = 0
-        self.test_progress_bar.set_description("Evaluating on test")
+        if self.has_dataloader_changed(dataloader_idx):
+            _restart(self.test_progress_bar, self.total_test_batches_current_dataloader, "Evaluating on test")
+
+
+def _restart(bar: Any, total: int | float, description: str) -> None:
+    """What Lightning does to an evaluation bar when a new loader starts, with our description."""
+    bar.reset()
+    bar.total = convert_inf(total)
+    bar.initial = 0
+    bar.set_description(description)

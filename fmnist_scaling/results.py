@@ -5,7 +5,8 @@ Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
 ``error``, ``wall_time_s``, ``train_step`` (``fused`` or ``autograd (why)``, see
-:mod:`fmnist_scaling.fused`), ``overrides`` and ``config`` (the composed config).
+:mod:`fmnist_scaling.fused`), ``device``, ``threads`` and ``threads_reason``, ``overrides``,
+``choices`` (the config groups chosen) and ``config`` (the composed config, resolved).
 """
 
 from __future__ import annotations

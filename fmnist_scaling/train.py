@@ -27,13 +27,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling import quiet_lightning, results
-from fmnist_scaling.errors import (EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, EXIT_TERMINATED, BadInput, Fault,
-                                   as_fault, full_error)
+from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
 from fmnist_scaling.overrides import quote_paths
 from fmnist_scaling.validate import ConfigError, validate
-
-log = logging.getLogger("fmnist_scaling")
-
 
 #: Set by :func:`cli` when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
 _DRY_RUN = False
@@ -191,7 +187,7 @@ class StopRun(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"stopped by {name} before training started; nothing to resume")
         self.name = name
-        self.exit_code = EXIT_INTERRUPTED if name == "SIGINT" else EXIT_TERMINATED
+        self.exit_code = SIGNAL_EXIT[name]
 
 
 class StopSignals:
@@ -201,7 +197,7 @@ class StopSignals:
     training, either signal stops the run at once (:class:`StopRun`).
     """
 
-    SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.trainer: Any = None
@@ -210,7 +206,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
-            for signum in self.SIGNALS.values():
+            for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -244,7 +240,7 @@ def _end_early(err: BaseException, stop: StopSignals, run_dir: Path, in_sweep: b
         else:
             how = _resume_command(run_dir, overrides)
         print(f"interrupted ({signal_name}){note}; resume with: {how}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED if signal_name == "SIGINT" else EXIT_TERMINATED)
+        sys.exit(SIGNAL_EXIT[signal_name])
     if isinstance(err, (SystemExit, KeyboardInterrupt)):
         raise err
     known = err if isinstance(err, (BadInput, Fault)) else as_fault(err, f"write the run's files in {run_dir}")
@@ -313,12 +309,13 @@ def _check_same_experiment(cfg: DictConfig, run_dir: Path, previous: dict[str, A
                      and (k in then or k in set_now))
     if not differs:
         return
+    # a different group choice (scaling=none) is named as such, not as the keys it changes
     choices_now, choices_then = _choices(), previous.get("choices", {})
-    named = [f"{g}={choices_now[g]} (the run: {choices_then[g]})" for g in sorted(choices_now)
-             if g in choices_then and choices_now[g] != choices_then[g]]
+    groups = sorted(g for g in choices_now if g in choices_then and choices_now[g] != choices_then[g])
+    named = [f"{g}={choices_now[g]} (the run: {choices_then[g]})" for g in groups]
+    in_groups = tuple(g.replace("/", ".") for g in groups)
     named += [f"{k}={now.get(k, '<unset>')} (the run: {then.get(k, '<unset>')})" for k in differs
-              if not any(k.startswith(g.replace("/", ".") + ".") or k == g for g in choices_now if g in choices_then
-                         and choices_now[g] != choices_then[g])]
+              if not any(k == g or k.startswith(g + ".") for g in in_groups)]
     shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
     own = _shell(_experiment_overrides(previous.get("overrides", [])))
     if in_sweep:

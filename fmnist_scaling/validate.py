@@ -15,7 +15,6 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from fmnist_scaling.errors import BadInput
-
 from fmnist_scaling.mlp import ACTIVATIONS
 
 #: Images in the official Fashion-MNIST training set (the validation split is taken from it).

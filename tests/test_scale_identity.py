@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fmnist_scaling import fused
-from fmnist_scaling.model import ScalingClassifier, first_linear
+from fmnist_scaling.mlp import first_linear
+from fmnist_scaling.model import ScalingClassifier
 from fmnist_scaling.scaling import MaxScaling, NoScaling
 
 C = 255.0
