@@ -4,7 +4,8 @@
     python -m fmnist_scaling.bench            # 5 epochs, 5 repetitions, and the cost curve
     python -m fmnist_scaling.bench --quick    # 1 epoch, 1 repetition, a short cost curve
 
-Prints median wall time, the ratios project / article and project / floor, time from launch to
+Prints median wall time, the ratios project / article and project / floor (and for the CNN,
+``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), time from launch to
 the first training step, peak RSS (and GPU memory on a GPU); then what a sweep of N jobs in one
 process costs against N single runs; then the project's time per epoch by batch size and hidden
 width. Writes everything as JSON (``--out``). Run it on a quiet machine:
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 CONTENDERS = ("article", "floor", "project")
+#: With ``--cnn`` (the default): the project's CNN (``model/net=cnn``) and a plain loop of the same CNN.
+CNN_CONTENDERS = ("cnn_floor", "cnn")
 
 
 def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
@@ -46,10 +49,12 @@ def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
 
 
 def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_steps: int | None) -> dict[str, Any]:
-    if name == "project":
-        run_dir = work / f"project_{rep}"
+    if name in ("project", "cnn"):
+        run_dir = work / f"{name}_{rep}"
         cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", f"trainer.max_epochs={epochs}",
                "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.run.dir={run_dir}"]
+        if name == "cnn":
+            cmd.append("model/net=cnn")
         if max_steps:
             cmd.append(f"trainer.limit_train_batches={max_steps}")
         result = run_process(cmd, work)
@@ -57,7 +62,8 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
         extra = {"first_step_at": record["first_step_at"], "train_acc": record["final"].get("train_full/acc"),
                  "gpu_peak_bytes": record.get("gpu_peak_bytes")}
     else:
-        cmd = [sys.executable, "-m", "fmnist_scaling.reference", name, f"--epochs={epochs}", f"--root={root}"]
+        loop, net = name.split("_")[-1], ("cnn" if name.startswith("cnn") else "mlp")
+        cmd = [sys.executable, "-m", "fmnist_scaling.reference", loop, f"--net={net}", f"--epochs={epochs}", f"--root={root}"]
         if max_steps:
             cmd.append(f"--max-steps={max_steps}")
         result = run_process(cmd, work)
@@ -86,7 +92,7 @@ def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path,
         for width, batch_size in grid:
             run_dir = work / f"curve_{width}_{batch_size}_{n}"
             cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", f"data.batch_size={batch_size}", f"model.hidden=[{width}]",
+                   "trainer.enable_progress_bar=false", f"data.batch_size={batch_size}", f"model.net.hidden=[{width}]",
                    f"data.root={root}", f"hydra.run.dir={run_dir}"]
             if max_steps:
                 cmd.append(f"trainer.limit_train_batches={max_steps}")
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="data", help="the data folder (default: data)")
     parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN against a plain loop of it")
     parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/bench/<time>.json)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 5)
@@ -151,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     from fmnist_scaling import sources
 
     sources.prepare(root)  # decode the data once, outside every timing
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    contenders = CONTENDERS + (() if args.no_cnn else CNN_CONTENDERS)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(f"{epochs} epoch(s), {reps} interleaved repetition(s) of {', '.join(CONTENDERS)}", flush=True)
+        print(f"{epochs} epoch(s), {reps} interleaved repetition(s) of {', '.join(contenders)}", flush=True)
         for rep in range(reps):
-            for name in CONTENDERS:
+            for name in contenders:
                 runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps))
                 r = runs[name][-1]
                 print(f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, first step after {r['first_step_s']:.1f} s, "
@@ -175,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         "project/article (CPU time)": table["project"]["cpu_s"] / table["article"]["cpu_s"],
         "project/floor (CPU time)": table["project"]["cpu_s"] / table["floor"]["cpu_s"],
     }
+    if "cnn" in table:
+        ratios["cnn/cnn_floor"] = table["cnn"]["wall_s"] / table["cnn_floor"]["wall_s"]
+        ratios["cnn/cnn_floor (CPU time)"] = table["cnn"]["cpu_s"] / table["cnn_floor"]["cpu_s"]
     print(f"\n| median of {reps} | wall s | CPU s | first step s | peak RSS MB | train acc |" + (" GPU MB |" if table["project"]["gpu_peak_mb"] else ""))
     print("|---|---|---|---|---|---|" + ("---|" if table["project"]["gpu_peak_mb"] else ""))
     for name, row in table.items():
@@ -182,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['first_step_s']:.1f} | {row['peak_rss_mb']:.0f} | {100 * row['train_acc']:.1f}% |{gpu}")
     print(f"\nproject / article loop: {ratios['project/article']:.2f}x    project / floor: {ratios['project/floor']:.2f}x    "
           f"(CPU time: {ratios['project/article (CPU time)']:.2f}x and {ratios['project/floor (CPU time)']:.2f}x)")
+    if "cnn" in table:
+        print(f"CNN: project / plain loop of the same CNN: {ratios['cnn/cnn_floor']:.2f}x (CPU time: {ratios['cnn/cnn_floor (CPU time)']:.2f}x)")
     import platform
 
     import torch

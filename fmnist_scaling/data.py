@@ -5,11 +5,16 @@ batches are cut from it by indexing a seeded per-epoch permutation: no per-sampl
 ``__getitem__``, no collate, no worker processes (see :class:`TensorBatches`). The scaling is
 applied to each batch as it is cut: two small element-wise operations per step (about 1% of a
 step here), where a scaled float32 copy of the training split would cost 172 MB of memory.
+
+Scalings see flat images ``(N, 784)`` whatever the network: each network says what it wants
+(``input_shape``: flat, or ``(1, 28, 28)``) and the scaled batch is viewed in that shape (no copy),
+so a mode and its per-pixel statistics are the same for every network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from torch import Tensor
 
 from fmnist_scaling import sources
 from fmnist_scaling.scaling import Scaling
+from fmnist_scaling.validate import ConfigError
 
 
 class EpochPermutation:
@@ -122,6 +128,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             training accuracy, logged as ``train_full/acc``).
         probe_size: training images in the fixed probe batch of the diagnostics.
         seed: seed of the training order (the run's seed).
+        input_shape: the shape of one input the network asks for (its ``input_shape``): ``(784,)``
+            (the default) or ``(1, 28, 28)``; any shape holding an image's pixels.
     """
 
     def __init__(
@@ -139,6 +147,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         eval_train: bool = True,
         probe_size: int = 1000,
         seed: int = 0,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.scaling = scaling
@@ -147,6 +156,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.batch_size, self.steps_per_batch = batch_size, steps_per_batch
         self.eval_batch_size, self.eval_train = eval_batch_size, eval_train
         self.probe_size, self.seed = probe_size, seed
+        self.input_shape = tuple(input_shape) if input_shape else None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     # ---- hooks, in the order Lightning calls them
@@ -159,6 +169,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = sources.load(self.root, self.verify)
+        check_input_shape(self.input_shape, tuple(data["train_images"].shape[1:]))
         images, labels = data["train_images"].flatten(1), data["train_labels"]
         if not 0 <= self.val_size < len(images):
             raise ValueError(f"data.val_size={self.val_size} must be in 0..{len(images) - 1} (the training set has {len(images)} images)")
@@ -177,7 +188,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         x, y = self.splits["train"]
         return TensorBatches(
-            x, y, self.batch_size, shuffle=True, seed=self.seed, transform=self.scaling, group=self.steps_per_batch, **self._shard()
+            x, y, self.batch_size, shuffle=True, seed=self.seed, transform=self.inputs, group=self.steps_per_batch, **self._shard()
         )
 
     def val_dataloader(self) -> list[TensorBatches]:
@@ -195,16 +206,21 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def probe_batch(self) -> tuple[Tensor, Tensor]:
         """A fixed batch of scaled training images: the first ``probe_size`` of the split."""
         x, y = self.splits["train"]
-        return self.scaling(x[: self.probe_size]), y[: self.probe_size]
+        return self.inputs(x[: self.probe_size]), y[: self.probe_size]
 
     def scaled(self, name: str) -> tuple[Tensor, Tensor]:
-        """A whole split, scaled: ``(float32 images (N, D), labels)``."""
+        """A whole split, scaled: ``(float32 images in the network's shape, labels)``."""
         x, y = self.splits[name]
-        return self.scaling(x), y
+        return self.inputs(x), y
+
+    def inputs(self, images: Tensor) -> Tensor:
+        """Flat uint8 images ``(N, D)`` scaled, in the shape the network asks for."""
+        x = self.scaling(images)
+        return x.view(len(x), *self.input_shape) if self.input_shape and len(self.input_shape) > 1 else x
 
     def _eval_loader(self, name: str) -> TensorBatches:
         x, y = self.splits["train" if name == "train_full" else name]
-        return TensorBatches(x, y, self.eval_batch_size, shuffle=False, transform=self.scaling, **self._shard())
+        return TensorBatches(x, y, self.eval_batch_size, shuffle=False, transform=self.inputs, **self._shard())
 
     def _shard(self) -> dict[str, int]:
         if self.trainer is None:
@@ -224,3 +240,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scaling.load_state_dict(state["scaling_state"])
+
+
+def check_input_shape(shape: tuple[int, ...] | None, image: tuple[int, ...]) -> None:
+    """A network's input shape must hold one image's pixels (``image``: height, width)."""
+    if shape and math.prod(shape) != math.prod(image):
+        flat, grid = (math.prod(image),), (1, *image)
+        raise ConfigError(f"the network's input_shape={shape} is invalid: the images are {' x '.join(map(str, image))} "
+                          f"({math.prod(image)} values); use {flat} or {grid}")

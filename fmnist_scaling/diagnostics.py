@@ -1,20 +1,26 @@
 """Why scale matters, measured: statistics of a fixed probe batch through the model.
 
 At step 0 and after every training epoch, :class:`Diagnostics` passes a fixed batch of training
-images (``data.probe_size``, 1,000 by default) through the model: one forward pass layer by
-layer and one backward pass for the gradients, without touching the optimizer or ``.grad``.
-On the reference model that is about 1.6 GFLOP, under 2% of one training epoch.
+images (``data.probe_size``, 1,000 by default) through the model: one forward pass and one
+backward pass for the gradients, without touching the optimizer or ``.grad``. On the reference
+model that is about 1.6 GFLOP, under 2% of one training epoch.
 
-Logged as ``diag/*`` (TensorBoard and ``metrics.json``):
+It works on any network: forward hooks watch the pass and find, in the order they run, the
+first linear or convolution layer (where the input's scale lands) and the first activation
+module after it. Logged as ``diag/*`` (TensorBoard and ``metrics.json``):
 
-- ``preact_mean``, ``preact_std``: first-layer pre-activations, where the input scale lands;
-- ``dead_frac`` (ReLU/GELU): hidden units of the first layer never active on the probe batch;
-- ``saturated_frac`` (sigmoid/tanh): first-layer unit outputs within 0.01 of the rails;
+- ``preact_mean``, ``preact_std``: the first layer's outputs (pre-activations);
+- ``dead_frac`` (ReLU and the like): units (linear) or channels (convolution) of that first
+  activation never positive anywhere on the probe batch;
+- ``saturated_frac`` (sigmoid/tanh): its outputs within 0.01 of the rails;
 - ``logit_norm``: mean L2 norm of the logits; ``loss``: cross-entropy on the probe batch;
-- ``grad_norm/<layer>``, ``weight_norm/<layer>``: per linear layer, gradient of the probe loss.
+- ``grad_norm/<parameter>``, ``weight_norm/<parameter>``: per parameter by its own name
+  (``layers.fc1.weight``), gradient of the probe loss.
 
-With a TensorBoard logger it also writes histograms of the pre-activations, the hidden
-activations and the first-layer weights.
+The probe runs in eval mode, except that BatchNorm layers normalise with the probe batch's own
+statistics, as in training (their running statistics are left as they were). With a TensorBoard
+logger it also writes histograms of the first layer's outputs, of the activations after it and
+of its weights.
 """
 
 from __future__ import annotations
@@ -25,52 +31,79 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from fmnist_scaling.mlp import MLP
+from fmnist_scaling.networks import WEIGHTED
 from fmnist_scaling.visuals import HISTOGRAM_BINS, tensorboard_writers
 
 #: An output this close to an activation's bounds counts as saturated (sigmoid: < 0.01 or > 0.99).
 SATURATION_MARGIN = 0.01
-_BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+_BOUNDS = {nn.Sigmoid: (0.0, 1.0), nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0)}
+#: Activation modules the probe recognises: bounded ones are read for saturation, the rest for dead units.
+ACTIVATION_TYPES = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.SiLU, nn.ReLU6, nn.Mish, nn.Softplus, *_BOUNDS)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def probe(net: MLP, x: Tensor, y: Tensor) -> tuple[dict[str, float], dict[str, Tensor]]:
-    """Statistics of ``net`` on ``(x, y)``; returns ``(scalars, tensors for histograms)``."""
+def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dict[str, Tensor]]:
+    """Statistics of ``model`` on ``(x, y)``; returns ``(scalars, tensors for histograms)``.
+    Parameter names drop a leading ``net.`` (the LightningModule's network)."""
     stats: dict[str, Tensor] = {}
     tensors: dict[str, Tensor] = {}
-    linears = {name: m for name, m in net.layers.named_children() if isinstance(m, nn.Linear)}
-    was_training = net.training
-    net.eval()
-    with torch.enable_grad():
-        h = x
-        for name, layer in net.layers.named_children():
-            out = layer(h)
-            if name == "fc1":
-                stats["preact_mean"], stats["preact_std"] = out.mean(), out.std()
-                tensors["preact/fc1"] = out
-            if name == "act1":
-                tensors["activation/act1"] = out
-                stats.update(_unit_health(out, net.activation))
-            h = out
-        loss = nn.functional.cross_entropy(h, y)
-        stats["logit_norm"] = h.norm(dim=1).mean()
-        stats["loss"] = loss
-        grads = torch.autograd.grad(loss, [m.weight for m in linears.values()])
-    net.train(was_training)
-    for (name, layer), grad in zip(linears.items(), grads):
-        stats[f"grad_norm/{name}"] = grad.norm()
-        stats[f"weight_norm/{name}"] = layer.weight.norm()
-    tensors["weight/fc1"] = linears["fc1"].weight
+    seen: list[tuple[str, nn.Module, Tensor]] = []
+    names = {module: name.removeprefix("net.") for name, module in model.named_modules()}
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda module, args, out: seen.append((names[module], module, out))) for m in leaves]
+    params = {name.removeprefix("net."): p for name, p in model.named_parameters() if p.requires_grad}
+    modes = {m: m.training for m in model.modules()}
+    norms = {m: m.momentum for m in model.modules() if isinstance(m, _BATCH_NORMS)}
+    model.eval()
+    for norm in norms:  # batch statistics, as in training, with the running ones left alone
+        norm.train()
+        norm.momentum = 0.0
+    tracked = {norm: norm.num_batches_tracked.clone() for norm in norms if norm.num_batches_tracked is not None}
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, training in modes.items():
+            module.train(training)
+        for norm, momentum in norms.items():
+            norm.momentum = momentum
+        for norm, count in tracked.items():
+            norm.num_batches_tracked.copy_(count)
+    first = next(((name, m, out) for name, m, out in seen if isinstance(m, WEIGHTED)), None)
+    if first is not None:
+        name, layer, out = first
+        stats["preact_mean"], stats["preact_std"] = out.mean(), out.std()
+        tensors[f"preact/{name}"] = out
+        tensors[f"weight/{name}"] = layer.weight
+        after = seen[[s[1] for s in seen].index(layer) + 1 :]
+        act = next(((n, m, o) for n, m, o in after if isinstance(m, ACTIVATION_TYPES)), None)
+        if act is not None:
+            tensors[f"activation/{act[0]}"] = act[2]
+            stats.update(_unit_health(act[2], act[1]))
+    stats["logit_norm"] = logits.norm(dim=1).mean()
+    stats["loss"] = loss
+    for (name, param), grad in zip(params.items(), grads):
+        if grad is not None:
+            stats[f"grad_norm/{name}"] = grad.norm()
+        stats[f"weight_norm/{name}"] = param.norm()
     # one host transfer for all scalars
     values = torch.stack([v.detach().float() for v in stats.values()]).tolist()
     return dict(zip(stats, values)), {k: v.detach() for k, v in tensors.items()}
 
 
-def _unit_health(activations: Tensor, activation: str) -> dict[str, Tensor]:
-    if activation in _BOUNDS:
-        low, high = _BOUNDS[activation]
+def _unit_health(activations: Tensor, module: nn.Module) -> dict[str, Tensor]:
+    bounds = next((b for kind, b in _BOUNDS.items() if isinstance(module, kind)), None)
+    if bounds is not None:
+        low, high = bounds
         saturated = (activations < low + SATURATION_MARGIN) | (activations > high - SATURATION_MARGIN)
         return {"saturated_frac": saturated.float().mean()}
-    active = (activations > 0).any(dim=0)  # ReLU/GELU: a unit never positive on the probe is dead
+    # a unit (linear) or channel (convolution) never positive anywhere on the probe is dead
+    per_unit = activations.transpose(0, 1).reshape(activations.shape[1], -1)
+    active = (per_unit > 0).any(dim=1)
     return {"dead_frac": 1.0 - active.float().mean()}
 
 
@@ -92,7 +125,7 @@ class Diagnostics(L.Callback):
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         x, y = trainer.datamodule.probe_batch()
-        scalars, tensors = probe(pl_module.net, x, y)
+        scalars, tensors = probe(pl_module, x, y)
         if self.histograms:
             for writer in tensorboard_writers(trainer):
                 for tag, values in tensors.items():

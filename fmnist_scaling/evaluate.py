@@ -43,6 +43,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+#: Hyperparameters of checkpoints written before the network became a config of its own (the MLP's).
+_MLP_KEYS = ("in_features", "hidden", "activation")
+
+
+def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's hyperparameters as :class:`ScalingClassifier` takes them now: an older
+    checkpoint's MLP fields (``in_features``, ``hidden``, ``activation``) become its ``net``."""
+    if "net" in hparams or not any(k in hparams for k in _MLP_KEYS):
+        return hparams
+    from fmnist_scaling.model import DEFAULT_NET
+
+    rest = {k: v for k, v in hparams.items() if k not in _MLP_KEYS}
+    net = {**DEFAULT_NET, **{k: hparams[k] for k in _MLP_KEYS if k in hparams}, "num_classes": hparams.get("num_classes", 10)}
+    return {**rest, "net": net}
+
+
 def _trained_root(data_state: dict[str, Any]) -> str:
     """The data folder the run trained with, where it still holds the data; else ``data`` here
     (rather than silently unpacking another 106 MB copy wherever evaluate is run from)."""
@@ -67,13 +83,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_state = next((v for v in checkpoint.values() if isinstance(v, dict) and "scaling_state" in v), None)
     if data_state is None:
         raise ConfigError(f"{path} holds no scaling statistics (was it written by fmnist_scaling.train?)")
-    model = ScalingClassifier(**checkpoint["hyper_parameters"])
+    hparams = upgrade_hparams(checkpoint["hyper_parameters"])
+    try:
+        model = ScalingClassifier(**hparams)
+    except Exception as err:  # noqa: BLE001 - e.g. a network of your own that is not importable here
+        cause = err
+        while cause.__cause__ is not None:  # Hydra wraps the error of the network's class
+            cause = cause.__cause__
+        raise ConfigError(f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
+                          f"({type(cause).__name__}: {str(cause).splitlines()[0]}); run evaluate where its module imports") from None
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(data_state["scaling"])
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
     data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state)}
     datamodule = FashionMNISTDataModule(
-        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False, **data
+        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False,
+        input_shape=model.input_shape, **data
     )
     trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

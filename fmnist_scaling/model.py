@@ -1,8 +1,8 @@
-"""The LightningModule that trains the :class:`~fmnist_scaling.mlp.MLP` and measures it."""
+"""The LightningModule that trains any network of :mod:`fmnist_scaling.networks` (or your own)
+and measures it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -14,14 +14,25 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from fmnist_scaling import fused
-from fmnist_scaling.mlp import MLP, first_linear
+from fmnist_scaling.networks import first_weighted, initialize
+from fmnist_scaling.networks import input_norm as input_norm_layer
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
 
 
+#: The network of the reference study, used when none is given: the article's MLP.
+DEFAULT_NET = {"_target_": "fmnist_scaling.networks.MLP", "in_features": 784, "hidden": [1000], "num_classes": 10,
+               "activation": "relu"}
+
+
 class ScalingClassifier(L.LightningModule):
-    """Trains an :class:`MLP` with cross-entropy and logs what the study compares.
+    """Trains a network (``net``, a Hydra config: the article's MLP by default) with
+    cross-entropy and logs what the study compares. It adds to any network what the study may
+    vary around it: ``input_norm`` (``batchnorm``: a BatchNorm on the input, the learned-scaling
+    baseline), ``init`` (``default``, ``he``, ``lecun``: see :func:`fmnist_scaling.networks.initialize`)
+    and the first layer's ``first_layer_init_scale`` and ``first_layer_lr_scale`` (README: scale
+    is a learning rate, exactly), applied to the first linear or convolution layer.
 
     Metrics (per epoch): ``train/loss`` and ``train/acc`` are running values over the epoch's
     training steps, weights changing as they go; ``train_full/loss`` and ``train_full/acc`` come
@@ -34,11 +45,11 @@ class ScalingClassifier(L.LightningModule):
     ``global_step`` still counts SGD steps. Gradient clipping and accumulation through the
     Trainer are therefore not available.
 
-    With ``fused_step`` (the default) and plain SGD on one process, each step is
-    :func:`fmnist_scaling.fused.sgd_step`: the same update without autograd or the optimizer
-    loop, a third faster at batch 32. Anything else (Adam, momentum, GELU, DDP, mixed
-    precision) takes the autograd path; ``step_kind`` says which one ran and why. The fused
-    path does not call the ``on_before_optimizer_step`` hooks.
+    With ``fused_step`` (the default), the MLP without an input BatchNorm, and plain SGD on one
+    process, each step is :func:`fmnist_scaling.fused.sgd_step`: the same update without
+    autograd or the optimizer loop, a third faster at batch 32. Anything else (another network,
+    Adam, momentum, GELU, DDP, mixed precision) takes the autograd path; ``step_kind`` says
+    which one ran and why. The fused path does not call the ``on_before_optimizer_step`` hooks.
 
     A non-finite training loss is a result, not a crash: the run stops after the group of steps
     in which it appeared, and ``diverged_at`` holds the epoch and the step of the first one.
@@ -49,25 +60,24 @@ class ScalingClassifier(L.LightningModule):
 
     def __init__(
         self,
-        in_features: int = 784,
-        hidden: Sequence[int] = (1000,),
+        net: dict[str, Any] | None = None,
         num_classes: int = 10,
-        activation: str = "relu",
+        input_norm: str = "none",
+        init: str = "default",
         optimizer: dict[str, Any] | None = None,
         fused_step: bool = True,
         first_layer_init_scale: float = 1.0,
         first_layer_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if isinstance(optimizer, DictConfig):
-            optimizer = OmegaConf.to_container(optimizer, resolve=True)
-        optimizer = dict(optimizer) if optimizer is not None else {"_target_": "torch.optim.SGD", "lr": 1e-2}
+        optimizer = _plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 1e-2}
+        net = _plain(net) or dict(DEFAULT_NET)
         self.save_hyperparameters(
             {
-                "in_features": int(in_features),
-                "hidden": [int(h) for h in hidden],
+                "net": net,
                 "num_classes": int(num_classes),
-                "activation": str(activation),
+                "input_norm": str(input_norm),
+                "init": str(init),
                 "optimizer": optimizer,
                 "fused_step": bool(fused_step),
                 "first_layer_init_scale": float(first_layer_init_scale),
@@ -75,10 +85,14 @@ class ScalingClassifier(L.LightningModule):
             },
             logger=False,  # the run logs hparams once, with final metrics (TensorBoard's HPARAMS view)
         )
-        self.net = MLP(in_features, hidden, num_classes, activation)
+        self.net = instantiate(net)
+        initialize(self.net, init)
         if first_layer_init_scale != 1.0:  # see the README: scale is a learning rate, exactly
             with torch.no_grad():
-                first_linear(self.net).weight.mul_(first_layer_init_scale)
+                first_weighted(self.net).weight.mul_(first_layer_init_scale)
+        #: the shape of one input the network asks for: (784,) flat, (1, 28, 28) an image
+        self.input_shape = tuple(getattr(self.net, "input_shape", (784,)))
+        self.input_norm = input_norm_layer(input_norm, self.input_shape)
         self.loss_fn = nn.CrossEntropyLoss()
         # validate_args=False: the checks cost a host sync per update
         self.accuracy = nn.ModuleDict(
@@ -91,12 +105,14 @@ class ScalingClassifier(L.LightningModule):
         self.step_kind = "autograd"  # or "fused"; chosen when training starts
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.net(self.input_norm(x))
 
     # ---- training
     def on_train_start(self) -> None:
         reason = "model.fused_step=false"
-        if self.hparams.get("fused_step", True):
+        if self.hparams.input_norm != "none":
+            reason = f"model.input_norm={self.hparams.input_norm} (fused: the network alone)"
+        elif self.hparams.get("fused_step", True):
             trainer = self.trainer
             reason = fused.why_not_fused(self.net, self.optimizers().optimizer, world_size=trainer.world_size,
                                          precision=trainer.precision, detect_anomaly=getattr(trainer, "_detect_anomaly", False))
@@ -188,9 +204,17 @@ class ScalingClassifier(L.LightningModule):
         scale = self.hparams.get("first_layer_lr_scale", 1.0)
         if scale == 1.0:
             return instantiate(self.hparams.optimizer, params=self.parameters())
-        # the first linear layer's weight in a group of its own, with its learning rate scaled
-        first = first_linear(self.net).weight
+        # the first layer's weight in a group of its own, with its learning rate scaled
+        first = first_weighted(self.net).weight
         rest = [p for p in self.parameters() if p is not first]
         groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
         return instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra's conversion
 
+
+
+def _plain(config: Any) -> dict[str, Any] | None:
+    """A config (DictConfig or dict) as a plain dict, interpolations resolved: hyperparameters
+    that a checkpoint holds as plain values."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config) if config is not None else None

@@ -1,15 +1,19 @@
-"""Paths on the command line, as users type them.
+"""The command line as users type it: paths, and config-group choices.
 
 Hydra parses every override with its grammar, where ``=`` and ``,`` have meanings; but the
 paths users pass are sweep job folders, named by their overrides (``.../scaling=max,seed=1``).
 ``resume=<job dir>`` or ``ckpt_path=<job dir>`` then failed with "mismatched input '='". Before
 Hydra sees them, the values of the path keys below are quoted for it when they hold such
 characters (and no interpolation), so any path works as typed.
+
+A config-group choice that does not exist (``model/net=resnet``) is named in one line with the
+choices there are (:func:`unknown_choice`), where Hydra would print a paragraph and exit 1.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 #: Overrides whose value is a path.
 PATH_KEYS = ("resume", "ckpt_path", "data.root", "data.local_copy", "hydra.run.dir", "hydra.sweep.dir")
@@ -26,3 +30,26 @@ def quote_paths(argv: list[str]) -> list[str]:
             arg = f"{key}={value}"
         quoted.append(arg)
     return quoted
+
+
+def unknown_choice(argv: list[str], conf_dir: Path) -> str | None:
+    """The first ``group=choice`` override naming a choice with no yaml in the group's folder
+    (in ``conf_dir`` or a ``file://`` folder of ``hydra.searchpath``), as a one-line error; None
+    when all exist, or when Hydra alone can tell (a ``pkg://`` search path, a sweep function)."""
+    folders = [conf_dir]
+    for arg in argv:
+        if arg.startswith("hydra.searchpath="):
+            paths = [p.strip(" '\"") for p in arg.partition("=")[2].strip("[]").split(",")]
+            if any(not p.startswith("file://") for p in paths if p):
+                return None
+            folders += [Path(p[len("file://"):]) for p in paths if p]
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if not eq or "@" in group or "(" in value or not value or not any((f / group).is_dir() for f in folders):
+            continue
+        choices = sorted({p.stem for f in folders if (f / group).is_dir() for p in (f / group).glob("*.yaml")})
+        for choice in value.split(","):  # a sweep lists several
+            if choice not in choices and choice != "null":
+                return f"{group}={choice} is invalid: must be one of {', '.join(choices)}"
+    return None

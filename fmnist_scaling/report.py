@@ -22,7 +22,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fmnist_scaling import results
+from fmnist_scaling import results, scale_law
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
 METRICS = {
@@ -33,14 +33,26 @@ METRICS = {
     "val_loss": ("val loss", lambda r: r["final"].get("val/loss")),
     "test_loss": ("test loss", lambda r: r["final"].get("test/loss")),
     "init_loss": ("loss at step 0", lambda r: r.get("initial", {}).get("diag/loss")),
+    "init_preact_std": ("pre-act std at step 0", lambda r: r.get("initial", {}).get("diag/preact_std")),
     "epoch1_loss": ("epoch-1 loss", lambda r: (r.get("history") or [{}])[0].get("train/loss")),
     "dead_frac": ("dead units", lambda r: r["final"].get("diag/dead_frac")),
+    "weight_growth": ("first-layer weight norm, epoch 1 / step 0", lambda r: first_weight_growth(r)),
     "saturated_frac": ("saturated", lambda r: r["final"].get("diag/saturated_frac")),
     "wall_time_s": ("wall s", lambda r: r.get("wall_time_s")),
 }
 PERCENT = {"train_acc", "val_acc", "test_acc", "dead_frac", "saturated_frac"}
 SEED_KEY = "seed"
 LR_KEY = "model.optimizer.lr"
+
+
+def first_weight_growth(record: dict[str, Any]) -> float | None:
+    """How far the first layer's weights grew in the first epoch: their norm after it over their
+    norm at step 0 (the first ``diag/weight_norm/`` key is the first layer's weight)."""
+    initial, history = record.get("initial", {}), record.get("history") or [{}]
+    key = next((k for k in initial if k.startswith("diag/weight_norm/")), None)
+    if key is None or key not in history[0] or not initial[key]:
+        return None
+    return history[0][key] / initial[key]
 
 
 def load_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -109,12 +121,13 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) under {sweep_dir}")
     keys, rows = summarize(jobs)
     _write_csv(sweep_dir / "summary.csv", keys, rows)
-    markdown = to_markdown(keys, rows) + _lr_grid(keys, rows)
+    markdown = to_markdown(keys, rows) + _lr_grid(keys, rows) + scale_law.section(keys, rows, sweep_dir, _headline_column(rows))
     total = sum(r.get("wall_time_s") or 0 for j in jobs if (r := j["record"]))
     markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
     (sweep_dir / "summary.md").write_text(markdown)
     plot_curves(keys, rows, sweep_dir / "curves.png")
-    print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: summary.csv, summary.md, curves.png")
+    written = "summary.csv, summary.md, curves.png" + (", scale_law.png" if scale_law.GAIN_KEY in keys else "")
+    print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: {written}")
     return rows
 
 

@@ -48,6 +48,8 @@ _FILES = {
     "t10k-images-idx3-ubyte": (7840016, "8181f5470baa50b63fa0f6fddb340f0a"),
     "t10k-labels-idx1-ubyte": (10008, "15d484375f8d13e6eb1aabb0c3f46965"),
 }
+#: Height and width of a Fashion-MNIST image.
+FASHION_MNIST_IMAGE = (28, 28)
 #: md5 of each decoded tensor's bytes (uint8 images, int64 labels) of the real Fashion-MNIST.
 FASHION_MNIST_DIGESTS = {
     "train_images": "f209073e486d5113ebe2cc431d4df862",

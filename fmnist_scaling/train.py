@@ -28,9 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling import quiet_lightning, results
 from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
-from fmnist_scaling.overrides import quote_paths
+from fmnist_scaling.overrides import quote_paths, unknown_choice
 from fmnist_scaling.validate import ConfigError, validate
 
+#: The config folder (``config_path`` of :func:`main`).
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 #: Set by :func:`cli` when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
 _DRY_RUN = False
 
@@ -66,10 +68,18 @@ OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
 # a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
 OmegaConf.register_new_resolver("flat", lambda name: name.replace("/", "."), replace=True)
+# arithmetic for configs that derive one value from another (conf/gain_as: 255 / g, g^2); a zero
+# divisor gives inf, which validate() names as the bad value
+OmegaConf.register_new_resolver("divide", lambda a, b: float(a) / float(b) if float(b) else math.inf, replace=True)
+OmegaConf.register_new_resolver("square", lambda a: float(a) ** 2, replace=True)
 
 #: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
 NOT_THE_EXPERIMENT = ("threads", "resume", "data.root", "data.local_copy", "data.download", "trainer.enable_progress_bar",
                       "trainer.accelerator", "callbacks.progress")
+
+
+#: Config keys that have moved: the MLP's options went to the network's own config group (model/net).
+MOVED_KEYS = {f"model.{k}": f"model.net.{k}" for k in ("in_features", "hidden", "activation")}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -107,8 +117,10 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
     import torch
     from hydra.utils import instantiate
 
+    from fmnist_scaling.data import check_input_shape
     from fmnist_scaling.diagnostics import Diagnostics
     from fmnist_scaling.recorder import RunRecorder
+    from fmnist_scaling.sources import FASHION_MNIST_IMAGE
 
     if threads:
         torch.set_num_threads(threads)
@@ -125,9 +137,11 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         "threads_reason": threads_reason,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling))
+    model = build_model(cfg)
+    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling), input_shape=model.input_shape)
+    if cfg.data.verify:  # Fashion-MNIST's images are 28 x 28: a network that cannot take them stops here
+        check_input_shape(model.input_shape, FASHION_MNIST_IMAGE)
     datamodule.prepare_data()  # data problems surface now, before any training output
-    model = instantiate(cfg.model, _recursive_=False)
     recorder = RunRecorder()
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
     if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
@@ -144,12 +158,15 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         if torch.cuda.is_available():
             timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
         device = {"device": str(trainer.strategy.root_device)}  # cuda:0 where Lightning found a GPU
-        return {**record, **device, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
+        return {**record, **device, "network": network, "train_step": model.step_kind, "history": recorder.history, "initial": initial, **timing, **extra}
 
     def write(snap: dict[str, Any]) -> None:
         if trainer.is_global_zero:  # under DDP every rank runs this function; one writes
             results.write(run_dir, snap)
 
+    network = {"net": _choices().get("model/net", "?"), "class": type(model.net).__qualname__,
+               "input_norm": model.hparams.input_norm, "init": model.hparams.init, "input_shape": list(model.input_shape),
+               "parameters": sum(p.numel() for p in model.parameters())}
     recorder.on_epoch = lambda: write(snapshot())
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
@@ -179,6 +196,22 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         logger.finalize("success")
     _print_summary(outcome)
     return results.objective(outcome)
+
+
+def build_model(cfg: DictConfig) -> Any:
+    """The LightningModule of ``cfg.model`` with its network; a network that cannot be built from
+    its config (a wrong argument, a class that is not there) is a bad input, named as such."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg.model, _recursive_=False)
+    except (InstantiationException, TypeError, ValueError, ImportError) as err:
+        cause = err
+        while cause.__cause__ is not None:  # Hydra wraps the network's error in the model's
+            cause = cause.__cause__
+        target = OmegaConf.select(cfg, "model.net._target_")
+        raise ConfigError(f"model.net could not build {target}: {type(cause).__name__}: {str(cause).splitlines()[0]}") from None
 
 
 class StopRun(Exception):
@@ -303,6 +336,7 @@ def _check_same_experiment(cfg: DictConfig, run_dir: Path, previous: dict[str, A
     if not previous or "config" not in previous:
         return
     now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), _flat(previous["config"])
+    then = {MOVED_KEYS.get(k, k): v for k, v in then.items()}  # a record older than the model/net group
     # an option newer than the run's record: fine at its configured default, not when set now
     set_now = {o.lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task}
     differs = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not _harmless(k)
@@ -404,8 +438,12 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
         "optimizer": cfg.model.optimizer._target_.rsplit(".", 1)[-1],
         "lr": cfg.model.optimizer.lr,
         "batch_size": cfg.data.batch_size,
-        "hidden": str(list(cfg.model.hidden)),
-        "activation": cfg.model.activation,
+        "net": HydraConfig.get().runtime.choices.get("model/net", "?"),
+        "input_norm": cfg.model.get("input_norm", "none"),
+        "init": cfg.model.get("init", "default"),
+        # the network's own arguments (hidden, channels, activation, ...): plain values as they are
+        **{f"net.{key}": v if isinstance(v, (bool, int, float, str)) else str(v)
+           for key, v in OmegaConf.to_container(cfg.model.net, resolve=True).items() if key != "_target_"},
         "first_layer_init_scale": cfg.model.get("first_layer_init_scale", 1.0),
         "first_layer_lr_scale": cfg.model.get("first_layer_lr_scale", 1.0),
         "max_epochs": cfg.trainer.max_epochs,
@@ -445,6 +483,16 @@ def unwritable_output(argv: list[str]) -> str | None:
     return None
 
 
+def moved_key(argv: list[str]) -> str | None:
+    """A one-line error for an override of a key that has moved (``model.hidden``)."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") in MOVED_KEYS:
+            new = MOVED_KEYS[key.lstrip("+~")]
+            return f"{key.lstrip('+~')} has moved: the network's options are in model.net now ({new}={value})"
+    return None
+
+
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
 PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
 
@@ -453,7 +501,7 @@ def cli() -> None:
     global _DRY_RUN
     argv = sys.argv[1:]
     _DRY_RUN = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
-    problem = None if _DRY_RUN else unwritable_output(argv)
+    problem = moved_key(argv) or unknown_choice(argv, CONF_DIR) or (None if _DRY_RUN else unwritable_output(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from fmnist_scaling.errors import BadInput
-from fmnist_scaling.mlp import ACTIVATIONS
+from fmnist_scaling.networks import ACTIVATIONS, INITS, INPUT_NORMS
 
 #: Images in the official Fashion-MNIST training set (the validation split is taken from it).
 TRAIN_SIZE = 60_000
@@ -47,11 +47,20 @@ def validate(cfg: DictConfig) -> None:
     upper = TRAIN_SIZE - 1 if cfg.data.verify else math.inf  # own data: checked against its size at setup
     _number(cfg, "data.val_size", f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all 60,000)",
             lambda v: 0 <= v <= upper, integer=True)
-    hidden = cfg.model.hidden
-    if not isinstance(hidden, (list, ListConfig)) or not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError(f"model.hidden={_show(hidden)} is invalid: must be a non-empty list of integers >= 1, e.g. [1000]")
-    if cfg.model.activation not in ACTIVATIONS:
-        raise ConfigError(f"model.activation={cfg.model.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+    net = cfg.model.net
+    ours = str(net.get("_target_", "")).startswith("fmnist_scaling.networks.")  # a network of your own checks its own
+    for key in ("hidden", "channels"):  # the package's networks: widths
+        if ours and key in net:
+            widths = net[key]
+            if not isinstance(widths, (list, ListConfig)) or not widths or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in widths):
+                raise ConfigError(f"model.net.{key}={_show(widths)} is invalid: must be a non-empty list of integers >= 1, e.g. {[1000] if key == 'hidden' else [8, 16]}")
+    if ours and "activation" in net and net.activation not in ACTIVATIONS:
+        raise ConfigError(f"model.net.activation={net.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+    for key, allowed in (("input_norm", INPUT_NORMS), ("init", INITS)):
+        if cfg.model.get(key, allowed[0]) not in allowed:
+            raise ConfigError(f"model.{key}={cfg.model[key]!r} is invalid: must be one of {', '.join(allowed)}")
+    if "gain" in cfg:  # +experiment=scale_law
+        _number(cfg, "gain", "must be a finite number > 0 (the input gain; 255: raw pixels)", lambda v: 0 < v < math.inf)
     for key in ("first_layer_init_scale", "first_layer_lr_scale"):
         if key in cfg.model:
             _number(cfg, f"model.{key}", "must be a finite number > 0 (1.0: the ordinary network)", lambda v: 0 < v < math.inf)
@@ -59,7 +68,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"model.fused_step={cfg.model.fused_step!r} is invalid: must be true or false")
     for key in ("eps", "max_value"):
         if key in cfg.scaling:
-            _number(cfg, f"scaling.{key}", "must be a number > 0", lambda v: v > 0)
+            _number(cfg, f"scaling.{key}", "must be a finite number > 0", lambda v: 0 < v < math.inf)
     _check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", "auto"))
 
 

@@ -23,8 +23,10 @@ HISTOGRAM_BINS = 128
 
 
 def image_grid(x: Tensor, side: int = GRID_SIDE) -> Tensor:
-    """``side**2`` flat square images ``(N, D)`` as one ``(1, H, W)`` image stretched to 0..1."""
+    """``side**2`` square images, flat ``(N, D)`` or ``(N, 1, H, W)``, as one ``(1, H, W)`` image
+    stretched to 0..1."""
     n = side * side
+    x = x.flatten(1)
     pixels = int(x.shape[1] ** 0.5)
     tiles = x[:n].float().reshape(side, side, pixels, pixels).permute(0, 2, 1, 3).reshape(side * pixels, side * pixels)
     low, high = tiles.min(), tiles.max()

@@ -43,7 +43,7 @@ def test_config_composes_and_instantiates(tmp_path, override):
 
 def test_defaults_are_the_reference_study(tmp_path):
     cfg = compose_in(tmp_path, [])
-    assert cfg.model.hidden == [1000] and cfg.model.activation == "relu"
+    assert cfg.model.net.hidden == [1000] and cfg.model.net.activation == "relu" and cfg.model.input_norm == "none" and cfg.model.init == "default"
     assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.lr == 0.01
     assert cfg.model.optimizer.momentum == 0 and cfg.model.optimizer.weight_decay == 0
     assert cfg.data.batch_size == 32 and cfg.trainer.max_epochs == 5

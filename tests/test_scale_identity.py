@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fmnist_scaling import fused
-from fmnist_scaling.mlp import first_linear
+from fmnist_scaling.networks import first_weighted as first_linear
 from fmnist_scaling.model import ScalingClassifier
 from fmnist_scaling.scaling import MaxScaling, NoScaling
 

@@ -25,14 +25,14 @@ def test_input_pictures_diagnostic_histograms_and_confusion_matrix(run):
     _, events = run
     tags = events.Tags()
     assert {"inputs/images", "test/confusion_matrix"} <= set(tags["images"])
-    assert {"inputs/values", "hist/preact/fc1", "hist/activation/act1", "hist/weight/fc1"} <= set(tags["histograms"])
-    assert len(events.Histograms("hist/preact/fc1")) == 3  # step 0 and after each of the 2 epochs
+    assert {"inputs/values", "hist/preact/layers.fc1", "hist/activation/layers.act1", "hist/weight/layers.fc1"} <= set(tags["histograms"])
+    assert len(events.Histograms("hist/preact/layers.fc1")) == 3  # step 0 and after each of the 2 epochs
     grid = events.Images("inputs/images")[0]
     assert (grid.width, grid.height) == (112, 112)  # 4 x 4 images of 28 x 28
     values = events.Histograms("inputs/values")[0].histogram_value
     assert values.min < -0.5 and 2.0 < values.max < 3.0  # standardized pixels: about -0.8 .. 2.0
     assert {"inputs/min", "inputs/max", "inputs/mean", "inputs/std"} <= set(tags["scalars"])
-    assert {"diag/dead_frac", "diag/preact_std", "diag/grad_norm/fc1", "train/acc", "val/acc", "train_full/acc"} <= set(tags["scalars"])
+    assert {"diag/dead_frac", "diag/preact_std", "diag/grad_norm/layers.fc1.weight", "train/acc", "val/acc", "train_full/acc"} <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("diag/preact_std")][0] == 0  # measured at step 0 too
 
 
@@ -68,7 +68,7 @@ def test_every_event_and_the_history_share_the_sgd_step_axis(run):
     steps |= {e.step for t in tags["images"] for e in events.Images(t)}
     assert steps == {0, *history_steps}
     assert {e.step for e in events.Scalars("val/acc")} == set(history_steps)
-    assert {e.step for e in events.Histograms("hist/preact/fc1")} == {0, *history_steps}
+    assert {e.step for e in events.Histograms("hist/preact/layers.fc1")} == {0, *history_steps}
     assert [e.step for e in events.Images("test/confusion_matrix")] == [3200]
     hparams = (run_dir / "hparams.yaml").read_text()
     assert "scaling: standard" in hparams and "lr: 0.01" in hparams  # not the empty file Lightning wrote

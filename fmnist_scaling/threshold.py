@@ -1,0 +1,261 @@
+"""Where training breaks, predicted from the data: the largest eigenvalue of E[x xᵀ] against the
+critical learning rate, per scaling mode and for a few input gains.
+
+    python -m fmnist_scaling.threshold                      # every case below, seeds 0 1 2
+    python -m fmnist_scaling.threshold --cases none max --seeds 0 --jobs 2 model.net.hidden=[500]
+
+For each case (a list of Hydra overrides of the train config, so a scaling mode of your own works
+too) it computes, from the training split as that scaling gives it:
+
+- ``lambda``: the largest eigenvalue of the input second-moment matrix E[x xᵀ] (784 x 784, summed
+  in float64; power iteration), the curvature that SGD on the first layer sees first;
+- the critical learning rate: the smallest lr of a grid of 8 values per decade, above one at
+  which the network learned, at which one epoch of training ends *broken*: most first-layer
+  ReLUs dead on the probe batch (over half), the validation accuracy at chance (under twice
+  chance), or a non-finite loss. A coarse scan by decades (first seed) brackets it; each seed
+  then walks the fine grid from the bracket's lower end.
+
+One epoch is the run's own training: the same model, data module, split, order and scaling as
+``train`` (Hydra config), the same step (:func:`fmnist_scaling.fused.sgd_step` where it applies,
+else autograd and the configured optimizer), without Lightning around it: a few seconds each.
+
+Writes ``threshold.json`` and ``threshold.md`` (the table) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fmnist_scaling.train import CONF_DIR  # importing train also registers the config's resolvers
+
+#: The cases of the table: a name and the train config's overrides.
+CASES: dict[str, list[str]] = {
+    "none": ["scaling=none"],
+    "max": ["scaling=max"],
+    "minmax": ["scaling=minmax"],
+    "centered": ["scaling=centered"],
+    "standard": ["scaling=standard"],
+    "per_pixel": ["scaling=per_pixel"],
+    "max, gain 4": ["scaling=max", "scaling.max_value=63.75"],
+    "max, gain 16": ["scaling=max", "scaling.max_value=15.9375"],
+    "max, gain 64": ["scaling=max", "scaling.max_value=3.984375"],
+}
+#: Learning rates tried: 10^(k / STEPS_PER_DECADE) for integers k.
+STEPS_PER_DECADE = 8
+#: Broken: over this fraction of first-layer ReLUs dead on the probe batch after the epoch.
+DEAD_LIMIT = 0.5
+#: The coarse scan's range of lr, in decades (10^-9 .. 10^3).
+DECADES = (-9, 3)
+
+
+def second_moment(x: Tensor, chunk: int = 8192) -> Tensor:
+    """E[x xᵀ] of the rows of ``x`` (N, D), summed in float64 chunk by chunk."""
+    total = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+    for part in x.split(chunk):
+        part = part.to(torch.float64)
+        total += part.T @ part
+    return total / len(x)
+
+
+def top_eigenvalue(matrix: Tensor, iterations: int = 500, tol: float = 1e-12) -> float:
+    """The largest eigenvalue of a symmetric positive semi-definite ``matrix``, by power iteration."""
+    v = torch.ones(matrix.shape[0], dtype=matrix.dtype) / matrix.shape[0] ** 0.5
+    value = 0.0
+    for _ in range(iterations):
+        w = matrix @ v
+        new = float(v @ w)
+        norm = w.norm()
+        if norm == 0:
+            return 0.0
+        v = w / norm
+        if abs(new - value) <= tol * abs(new):
+            return new
+        value = new
+    return value
+
+
+def grid_lr(k: int) -> float:
+    return 10.0 ** (k / STEPS_PER_DECADE)
+
+
+def compose(overrides: list[str]):
+    """The train config with ``overrides``, as ``python -m fmnist_scaling.train`` composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("train", overrides=overrides)
+
+
+class Case:
+    """One case: its data (split and scaled once) and one-epoch trials at any lr and seed."""
+
+    def __init__(self, overrides: list[str]) -> None:
+        from hydra.utils import instantiate
+
+        from fmnist_scaling.validate import validate
+
+        self.cfg = compose(overrides)
+        validate(self.cfg)
+        self.data = instantiate(self.cfg.data, scaling=instantiate(self.cfg.scaling))
+        self.data.prepare_data()
+        self.data.setup("fit")
+
+    def eigenvalue(self) -> float:
+        x, _ = self.data.scaled("train")
+        return top_eigenvalue(second_moment(x))
+
+    def trial(self, lr: float, seed: int) -> dict[str, Any]:
+        """One epoch at ``lr`` from the init of ``seed``: whether it broke, and how."""
+        from hydra.utils import instantiate
+
+        from fmnist_scaling import fused
+        from fmnist_scaling.diagnostics import probe
+        from fmnist_scaling.results import COLLAPSE_FACTOR
+
+        self.data.seed = seed
+        torch.manual_seed(seed)  # as train: seed_everything, then the model
+        model = instantiate(self.cfg.model, _recursive_=False, optimizer={**self.cfg.model.optimizer, "lr": lr})
+        optimizer = model.configure_optimizers()
+        use_fused = model.hparams.fused_step and fused.why_not_fused(model.net, optimizer) is None
+        first_lr, rest_lr = optimizer.param_groups[0]["lr"], optimizer.param_groups[-1]["lr"]
+        loader = self.data.train_dataloader()
+        loader.sampler.set_epoch(0)
+        finite = True
+        for group in loader:
+            losses = []
+            for x, y in group:
+                if use_fused:
+                    loss, _ = fused.sgd_step(model.net, x, y, rest_lr, first_weight_lr=first_lr)
+                else:
+                    loss = model.loss_fn(model(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                losses.append(loss.detach())
+            if not torch.isfinite(torch.stack(losses)).all():
+                finite = False
+                break
+        stats, _ = probe(model.net, *self.data.probe_batch())
+        x, y = self.data.scaled("val" if self.data.val_size else "train")
+        with torch.no_grad():
+            correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000)))
+        acc = correct / len(y)
+        dead = stats.get("dead_frac", math.nan)
+        why = [w for w, bad in (("diverged", not finite), ("dead", dead > DEAD_LIMIT),
+                                ("chance", acc < COLLAPSE_FACTOR / model.hparams.num_classes)) if bad]
+        return {"lr": lr, "seed": seed, "acc": acc, "dead_frac": dead, "broken": bool(why), "why": why}
+
+
+def find_threshold(name: str, overrides: list[str], seeds: list[int], threads: int | None = None) -> dict[str, Any]:
+    """λ and the critical lr of one case (see the module docstring)."""
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    case = Case(overrides)
+    lam = case.eigenvalue()
+    trials: list[dict[str, Any]] = []
+
+    def broken(k: int, seed: int) -> bool:
+        result = case.trial(grid_lr(k), seed)
+        trials.append({**result, "k": k})
+        return result["broken"]
+
+    # coarse, on the first seed: decades upward, to the first broken one above one that learned
+    # (too small an lr also ends at chance: that is not the threshold)
+    k_broken, learned = None, False
+    for decade in range(DECADES[0], DECADES[1] + 1):
+        if broken(decade * STEPS_PER_DECADE, seeds[0]):
+            if learned:
+                k_broken = decade * STEPS_PER_DECADE
+                break
+        else:
+            learned = True
+    per_seed: dict[int, float] = {}
+    for seed in seeds if k_broken is not None else []:
+        # fine: up from the last decade that learned; down from there where this seed breaks at it
+        k = k_broken - STEPS_PER_DECADE
+        if broken(k, seed):
+            while k > DECADES[0] * STEPS_PER_DECADE and broken(k - 1, seed):
+                k -= 1
+        else:
+            k += 1
+            while k < k_broken and not broken(k, seed):
+                k += 1
+            if k == k_broken and seed != seeds[0] and not broken(k, seed):
+                k = None  # this seed survives where the first broke: above the bracket, not measured
+        per_seed[seed] = grid_lr(k) if k is not None else math.nan
+    critical = [v for v in per_seed.values() if math.isfinite(v)]
+    median = statistics.median(critical) if critical else math.nan
+    first = next((t for t in trials if t["broken"] and t["lr"] == median), None)
+    return {
+        "case": name, "overrides": overrides, "lambda": lam, "critical_lr": median,
+        "critical_lr_by_seed": per_seed, "product": median * lam, "broke_by": first["why"] if first else [],
+        "trials": trials, "seconds": time.perf_counter() - start,
+    }
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | λ of E[x xᵀ] | critical lr (median; seeds) | lr · λ | broke by |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        seeds = ", ".join(f"{v:.3g}" for v in row["critical_lr_by_seed"].values())
+        lines.append(f"| {row['case']} | {row['lambda']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
+                     f"{row['product']:.3g} | {', '.join(row['broke_by']) or '-'} |")
+    products = [r["product"] for r in rows if math.isfinite(r["product"])]
+    lams = [r["lambda"] for r in rows if r["lambda"] > 0]
+    if products and lams:
+        lines.append("")
+        lines.append(f"λ spans {math.log10(max(lams) / min(lams)):.1f} decades ({min(lams):.3g} .. {max(lams):.3g}); "
+                     f"lr · λ at the threshold spans {min(products):.3g} .. {max(products):.3g} "
+                     f"(a factor {max(products) / min(products):.2f}); the grid's step is a factor "
+                     f"{grid_lr(1):.3f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.threshold")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), metavar="NAME",
+                        help=f"cases to measure (default: all): {', '.join(CASES)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
+    parser.add_argument("overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)")
+    parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
+    args = parser.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from: {', '.join(CASES)}")
+    threads = 1 if args.jobs > 1 else None  # side by side: one thread each (oversubscribed threads are 10-20x slower)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(find_threshold, name, [*CASES[name], *args.overrides], args.seeds, threads) for name in args.cases]
+        rows = []
+        for future in futures:
+            rows.append(future.result())
+            row = rows[-1]
+            print(f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
+                  f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from fmnist_scaling.results import write_json
+
+    write_json(args.out / "threshold.json", {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": DEAD_LIMIT, "cases": rows})
+    markdown = to_markdown(rows)
+    (args.out / "threshold.md").write_text(markdown)
+    print(f"\n{markdown}\nwritten: {args.out / 'threshold.json'}, {args.out / 'threshold.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
