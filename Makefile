@@ -43,14 +43,21 @@ study: data
 article: data
 	$(PY) -m fmnist_scaling.train -m +experiment=article
 
-# The README's tables and figures: the article's experiment, the 6-mode x 3-seed study and the
-# lr grid, 2 jobs at a time (about 25 minutes on 2 cores). Re-running skips finished jobs.
+# The README's tables and figures: the article's experiment, the 6-mode x 3-seed study, the lr
+# grid, the scale law (an input gain four ways), the architectures (MLP, input BatchNorm, CNN, He
+# init) and the threshold table, 2 jobs at a time (about an hour on 2 cores). Re-running skips
+# finished jobs (the threshold table is measured again).
 SWEEPS := lightning_logs/multirun
 docs: data
 	$(PY) -m fmnist_scaling.train -m +experiment=article +launcher=parallel hydra.sweep.dir=$(SWEEPS)/article
 	$(PY) -m fmnist_scaling.train -m +launcher=parallel hydra.sweep.dir=$(SWEEPS)/study
 	$(PY) -m fmnist_scaling.train -m +experiment=lr_grid +launcher=parallel hydra.sweep.dir=$(SWEEPS)/lr_grid
-	for s in article study lr_grid; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
+	$(PY) -m fmnist_scaling.train -m +experiment=scale_law +launcher=parallel hydra.sweep.dir=$(SWEEPS)/scale_law
+	$(PY) -m fmnist_scaling.train -m +experiment=architectures +launcher=parallel hydra.sweep.dir=$(SWEEPS)/architectures
+	$(PY) -m fmnist_scaling.threshold --jobs 2 --out lightning_logs/threshold
+	for s in article study lr_grid scale_law architectures; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
+	cp $(SWEEPS)/scale_law/scale_law.png docs/scale_law_panels.png
+	cp lightning_logs/threshold/threshold.md docs/threshold.md
 
 bench: data
 	$(PY) -m fmnist_scaling.bench

@@ -92,6 +92,10 @@ def plot(table: dict[str, dict[str, dict[str, float]]], gains: list[str], famili
     fig, axes = plt.subplots(1, len(PANELS), figsize=(20, 4.5))
     x = [float(g) for g in gains]
     for ax, (column, title, percent) in zip(axes, PANELS):
+        values = [table[g].get(f, {}).get(column, math.nan) for g in gains for f in families]
+        if not any(math.isfinite(v) and v > 0 for v in values):
+            ax.set_axis_off()  # nothing measured (records without this diagnostic)
+            continue
         for family in families:
             label, style = FAMILIES.get(family, (family, dict(marker=".")))
             y = [100 * v if percent else v for v in (table[g].get(family, {}).get(column, math.nan) for g in gains)]

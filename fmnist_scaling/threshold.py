@@ -183,46 +183,45 @@ def find_threshold(name: str, overrides: list[str], seeds: list[int], threads: i
         else:
             learned = True
     per_seed: dict[int, float] = {}
+    top = DECADES[1] * STEPS_PER_DECADE
     for seed in seeds if k_broken is not None else []:
-        # fine: up from the last decade that learned; down from there where this seed breaks at it
+        # fine: up from the last decade that learned (on past the bracket where this seed survives
+        # it); down from there where this seed breaks at it
         k = k_broken - STEPS_PER_DECADE
         if broken(k, seed):
             while k > DECADES[0] * STEPS_PER_DECADE and broken(k - 1, seed):
                 k -= 1
         else:
             k += 1
-            while k < k_broken and not broken(k, seed):
+            while k <= top and not (k == k_broken and seed == seeds[0]) and not broken(k, seed):
                 k += 1
-            if k == k_broken and seed != seeds[0] and not broken(k, seed):
-                k = None  # this seed survives where the first broke: above the bracket, not measured
-        per_seed[seed] = grid_lr(k) if k is not None else math.nan
-    critical = [v for v in per_seed.values() if math.isfinite(v)]
-    median = statistics.median(critical) if critical else math.nan
-    first = next((t for t in trials if t["broken"] and t["lr"] == median), None)
+        per_seed[seed] = grid_lr(k) if k <= top else math.nan
+    critical = sorted(v for v in per_seed.values() if math.isfinite(v))
+    median = statistics.median_low(critical) if critical else math.nan  # a value of the grid
+    reasons = sorted({w for t in trials if t["broken"] and per_seed.get(t["seed"]) == t["lr"] for w in t["why"]})
     return {
         "case": name, "overrides": overrides, "lambda": lam, "critical_lr": median,
-        "critical_lr_by_seed": per_seed, "product": median * lam, "broke_by": first["why"] if first else [],
+        "critical_lr_by_seed": per_seed, "product": median * lam, "product_sqrt": median * math.sqrt(lam), "broke_by": reasons,
         "trials": trials, "seconds": time.perf_counter() - start,
     }
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| case | λ of E[x xᵀ] | critical lr (median; seeds) | lr · λ | broke by |",
-        "|---|---|---|---|---|",
+        "| case | λ of E[x xᵀ] | critical lr (median; per seed) | lr · λ | lr · √λ | broke by |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         seeds = ", ".join(f"{v:.3g}" for v in row["critical_lr_by_seed"].values())
         lines.append(f"| {row['case']} | {row['lambda']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
-                     f"{row['product']:.3g} | {', '.join(row['broke_by']) or '-'} |")
-    products = [r["product"] for r in rows if math.isfinite(r["product"])]
+                     f"{row['product']:.3g} | {row['product_sqrt']:.3g} | {', '.join(row['broke_by']) or '-'} |")
     lams = [r["lambda"] for r in rows if r["lambda"] > 0]
-    if products and lams:
-        lines.append("")
-        lines.append(f"λ spans {math.log10(max(lams) / min(lams)):.1f} decades ({min(lams):.3g} .. {max(lams):.3g}); "
-                     f"lr · λ at the threshold spans {min(products):.3g} .. {max(products):.3g} "
-                     f"(a factor {max(products) / min(products):.2f}); the grid's step is a factor "
-                     f"{grid_lr(1):.3f}.")
+    if lams and any(math.isfinite(r["product"]) for r in rows):
+        lines += ["", f"λ spans {math.log10(max(lams) / min(lams)):.1f} decades ({min(lams):.3g} .. {max(lams):.3g}); "
+                      f"the grid's step is a factor {grid_lr(1):.3f}. At the threshold:", ""]
+        for key, label in (("product", "lr · λ"), ("product_sqrt", "lr · √λ")):
+            values = [r[key] for r in rows if math.isfinite(r[key])]
+            lines.append(f"- {label} spans {min(values):.3g} .. {max(values):.3g} (a factor {max(values) / min(values):.1f})")
     return "\n".join(lines) + "\n"
 
 
