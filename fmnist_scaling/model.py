@@ -109,46 +109,64 @@ class ScalingClassifier(L.LightningModule):
 
     # ---- training
     def on_train_start(self) -> None:
-        reason = "model.fused_step=false"
-        if self.hparams.input_norm != "none":
-            reason = f"model.input_norm={self.hparams.input_norm} (fused: the network alone)"
-        elif self.hparams.get("fused_step", True):
-            trainer = self.trainer
-            reason = fused.why_not_fused(self.net, self.optimizers().optimizer, world_size=trainer.world_size,
-                                         precision=trainer.precision, detect_anomaly=getattr(trainer, "_detect_anomaly", False))
-        self.step_kind = "fused" if reason is None else f"autograd ({reason})"
+        trainer = self.trainer
+        self.choose_step(self.optimizers().optimizer, world_size=trainer.world_size, precision=trainer.precision,
+                         detect_anomaly=getattr(trainer, "_detect_anomaly", False))
 
     def on_train_epoch_start(self) -> None:
         self._last_batch = self.trainer.num_training_batches - 1
 
     def training_step(self, batch: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
         """K SGD steps, one per minibatch of ``batch`` (see ``data.steps_per_batch``)."""
-        optimizer = self.optimizers()
-        losses, logits = [], []
-        lr = optimizer.param_groups[-1]["lr"]  # with a first-layer lr, the first group is that layer's weight
-        first_lr = optimizer.param_groups[0]["lr"]
-        for x, y in batch:
-            if self.step_kind == "fused":
-                # the manual loop's step counter (global_step), as optimizer.step() calls it
-                optimizer._on_before_step()
-                loss, out = fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
-                optimizer._on_after_step()
-            else:
-                out = self(x)
-                loss = self.loss_fn(out, y)
-                optimizer.zero_grad()
-                self.manual_backward(loss)
-                optimizer.step()
-            losses.append(loss.detach())
-            logits.append(out.detach())
-        losses = torch.stack(losses)
+        losses, logits = self.sgd_steps(batch, self.optimizers())
         labels = torch.cat([y for _, y in batch])
         # running metrics, accumulated on the device and logged once per epoch
-        self.accuracy["train_acc"].update(torch.cat(logits), labels)
+        self.accuracy["train_acc"].update(logits, labels)
         self.train_loss.update(losses, torch.tensor([len(y) for _, y in batch], device=losses.device))
         self._check_divergence(losses)
         if batch_idx == self._last_batch or self.diverged_at:
             self._log_train_epoch()
+
+    # ---- the SGD steps, for any network (the network knows nothing of them)
+    def choose_step(self, optimizer: torch.optim.Optimizer, **trainer: Any) -> str:
+        """Set ``step_kind``: ``fused`` where :func:`fmnist_scaling.fused.sgd_step` makes the same
+        update as autograd and ``optimizer`` (``trainer``: world_size, precision, detect_anomaly),
+        else ``autograd (why)``."""
+        reason = "model.fused_step=false"
+        if self.hparams.input_norm != "none":
+            reason = f"model.input_norm={self.hparams.input_norm} (fused: the network alone)"
+        elif self.hparams.get("fused_step", True):
+            reason = fused.why_not_fused(self.net, optimizer, **trainer)
+        self.step_kind = "fused" if reason is None else f"autograd ({reason})"
+        return self.step_kind
+
+    def sgd_steps(self, batch: list[tuple[Tensor, Tensor]], optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """One SGD step on each minibatch of ``batch``, in order; returns the losses and the
+        logits of every step as they were before its update. ``optimizer``: Lightning's (it
+        counts ``global_step``) in training, or a plain one (the threshold's epochs)."""
+        losses, logits = [], []
+        lr = optimizer.param_groups[-1]["lr"]  # with a first-layer lr, the first group is that layer's weight
+        first_lr = optimizer.param_groups[0]["lr"]
+        counts = hasattr(optimizer, "_on_before_step")  # Lightning's step counter, as optimizer.step() calls it
+        for x, y in batch:
+            if self.step_kind == "fused":
+                if counts:
+                    optimizer._on_before_step()
+                loss, out = fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
+                if counts:
+                    optimizer._on_after_step()
+            else:
+                out = self(x)
+                loss = self.loss_fn(out, y)
+                optimizer.zero_grad()
+                if self._trainer is not None:
+                    self.manual_backward(loss)
+                else:
+                    loss.backward()
+                optimizer.step()
+            losses.append(loss.detach())
+            logits.append(out.detach())
+        return torch.stack(losses), torch.cat(logits)
 
     def _check_divergence(self, losses: Tensor) -> None:
         nonfinite = ~torch.isfinite(losses)

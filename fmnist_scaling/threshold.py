@@ -16,8 +16,9 @@ too) it computes, from the training split as that scaling gives it:
   then walks the fine grid from the bracket's lower end.
 
 One epoch is the run's own training: the same model, data module, split, order and scaling as
-``train`` (Hydra config), the same step (:func:`fmnist_scaling.fused.sgd_step` where it applies,
-else autograd and the configured optimizer), without Lightning around it: a few seconds each.
+``train`` (Hydra config), the same steps (``ScalingClassifier.sgd_steps``: the fused step where it
+applies, else autograd and the configured optimizer), without Lightning around it: a few seconds
+each.
 
 Writes ``threshold.json`` and ``threshold.md`` (the table) into ``--out``.
 """
@@ -120,7 +121,6 @@ class Case:
         """One epoch at ``lr`` from the init of ``seed``: whether it broke, and how."""
         from hydra.utils import instantiate
 
-        from fmnist_scaling import fused
         from fmnist_scaling.diagnostics import probe
         from fmnist_scaling.results import COLLAPSE_FACTOR
 
@@ -128,26 +128,17 @@ class Case:
         torch.manual_seed(seed)  # as train: seed_everything, then the model
         model = instantiate(self.cfg.model, _recursive_=False, optimizer={**self.cfg.model.optimizer, "lr": lr})
         optimizer = model.configure_optimizers()
-        use_fused = model.hparams.fused_step and fused.why_not_fused(model.net, optimizer) is None
-        first_lr, rest_lr = optimizer.param_groups[0]["lr"], optimizer.param_groups[-1]["lr"]
+        model.choose_step(optimizer)  # the run's own step: fused where it applies, else autograd
         loader = self.data.train_dataloader()
         loader.sampler.set_epoch(0)
         finite = True
         for group in loader:
-            losses = []
-            for x, y in group:
-                if use_fused:
-                    loss, _ = fused.sgd_step(model.net, x, y, rest_lr, first_weight_lr=first_lr)
-                else:
-                    loss = model.loss_fn(model(x), y)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                losses.append(loss.detach())
-            if not torch.isfinite(torch.stack(losses)).all():
+            losses, _ = model.sgd_steps(group, optimizer)
+            if not torch.isfinite(losses).all():
                 finite = False
                 break
-        stats, _ = probe(model.net, *self.data.probe_batch())
+        stats, _ = probe(model, *self.data.probe_batch())
+        model.eval()
         x, y = self.data.scaled("val" if self.data.val_size else "train")
         with torch.no_grad():
             correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000)))

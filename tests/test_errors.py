@@ -40,7 +40,7 @@ BAD_VALUES = [
 def test_bad_value_is_one_clear_error(tmp_path, overrides, message, allowed):
     (tmp_path / "README.md").write_text("a file, not a folder")
     proc = train(*overrides.split(), "data.root=unused", cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and allowed in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("lightning_logs/runs/*"))  # nothing half-written
