@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Any
 
 CONTENDERS = ("article", "floor", "project")
+#: SGD steps per Lightning batch of the project (data.steps_per_batch's default).
+STEPS_PER_BATCH = 16
 #: With ``--cnn`` (the default): the project's CNN (``model/net=cnn``) and a plain loop of the same CNN.
 CNN_CONTENDERS = ("cnn_floor", "cnn")
+
+
+def project_limit(max_steps: int) -> str:
+    """``max_steps`` SGD steps per epoch for the project, whose Lightning batches are groups of
+    ``data.steps_per_batch`` (16) steps: rounded up to whole groups."""
+    return f"trainer.limit_train_batches={-(-max_steps // STEPS_PER_BATCH)}"
 
 
 def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
@@ -56,7 +64,7 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
         if name == "cnn":
             cmd.append("model/net=cnn")
         if max_steps:
-            cmd.append(f"trainer.limit_train_batches={max_steps}")
+            cmd.append(project_limit(max_steps))
         result = run_process(cmd, work)
         record = json.loads((run_dir / "metrics.json").read_text())
         extra = {"first_step_at": record["first_step_at"], "train_acc": record["final"].get("train_full/acc"),
@@ -95,7 +103,7 @@ def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path,
                    "trainer.enable_progress_bar=false", f"data.batch_size={batch_size}", f"model.net.hidden=[{width}]",
                    f"data.root={root}", f"hydra.run.dir={run_dir}"]
             if max_steps:
-                cmd.append(f"trainer.limit_train_batches={max_steps}")
+                cmd.append(project_limit(max_steps))
             run_process(cmd, work)
             epochs[width, batch_size].append(json.loads((run_dir / "metrics.json").read_text())["history"][0])
     rows = []
@@ -118,7 +126,7 @@ def sweep_cost(jobs: int, epochs: int, root: str, work: Path, max_steps: int | N
     cmd = [sys.executable, "-m", "fmnist_scaling.train", "-m", "scaling=max", f"seed={','.join(map(str, range(jobs)))}",
            f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.sweep.dir={sweep_dir}"]
     if max_steps:
-        cmd.append(f"trainer.limit_train_batches={max_steps}")
+        cmd.append(project_limit(max_steps))
     wall = run_process(cmd, work)["wall_s"]
     singles = jobs * single["wall_s"]
     bound = singles - (jobs - 1) * single["first_step_s"]
