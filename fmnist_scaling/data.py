@@ -27,6 +27,10 @@ from fmnist_scaling.scaling import Scaling
 from fmnist_scaling.validate import ConfigError
 
 
+#: The evaluation passes' batch unless the config or the network says otherwise (the MLP's).
+EVAL_BATCH_SIZE = 2000
+
+
 class EpochPermutation:
     """The training order: a fresh permutation per epoch, a function of ``(seed, epoch)`` only.
 
@@ -143,7 +147,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         split_seed: int = 0,
         batch_size: int = 32,
         steps_per_batch: int = 16,
-        eval_batch_size: int = 2000,
+        eval_batch_size: int = EVAL_BATCH_SIZE,
         eval_train: bool = True,
         probe_size: int = 1000,
         seed: int = 0,

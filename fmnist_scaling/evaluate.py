@@ -95,7 +95,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(data_state["scaling"])
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
-    data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state)}
+    from fmnist_scaling.train import eval_batch_size
+
+    data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state),
+            "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net)}
     datamodule = FashionMNISTDataModule(
         scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False,
         input_shape=model.input_shape, **data

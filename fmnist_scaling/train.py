@@ -74,8 +74,8 @@ OmegaConf.register_new_resolver("divide", lambda a, b: float(a) / float(b) if fl
 OmegaConf.register_new_resolver("square", lambda a: float(a) ** 2, replace=True)
 
 #: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
-NOT_THE_EXPERIMENT = ("threads", "resume", "data.root", "data.local_copy", "data.download", "trainer.enable_progress_bar",
-                      "trainer.accelerator", "callbacks.progress")
+NOT_THE_EXPERIMENT = ("threads", "resume", "data.root", "data.local_copy", "data.download", "data.eval_batch_size",
+                      "trainer.enable_progress_bar", "trainer.accelerator", "callbacks.progress")
 
 
 #: Config keys that have moved: the MLP's options went to the network's own config group (model/net).
@@ -138,7 +138,8 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     model = build_model(cfg)
-    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling), input_shape=model.input_shape)
+    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling), input_shape=model.input_shape,
+                             eval_batch_size=eval_batch_size(cfg.data.eval_batch_size, model.net))
     if cfg.data.verify:  # Fashion-MNIST's images are 28 x 28: a network that cannot take them stops here
         check_input_shape(model.input_shape, FASHION_MNIST_IMAGE)
     datamodule.prepare_data()  # data problems surface now, before any training output
@@ -196,6 +197,14 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         logger.finalize("success")
     _print_summary(outcome)
     return results.objective(outcome)
+
+
+def eval_batch_size(configured: int | None, net: Any) -> int:
+    """The evaluation passes' batch: as configured, else the network's own (``eval_batch_size``),
+    else :data:`~fmnist_scaling.data.EVAL_BATCH_SIZE`."""
+    from fmnist_scaling.data import EVAL_BATCH_SIZE
+
+    return int(configured or getattr(net, "eval_batch_size", EVAL_BATCH_SIZE))
 
 
 def build_model(cfg: DictConfig) -> Any:

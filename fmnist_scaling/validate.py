@@ -41,7 +41,8 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "model.optimizer.lr", "must be a finite number > 0", lambda v: 0 < v < math.inf)
     _number(cfg, "data.batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "data.steps_per_batch", "must be an integer >= 1", lambda v: v >= 1, integer=True)
-    _number(cfg, "data.eval_batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
+    if cfg.data.eval_batch_size is not None:  # null: the network's own choice
+        _number(cfg, "data.eval_batch_size", "must be an integer >= 1 (or null)", lambda v: v >= 1, integer=True)
     _number(cfg, "data.probe_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "trainer.max_epochs", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     upper = TRAIN_SIZE - 1 if cfg.data.verify else math.inf  # own data: checked against its size at setup
