@@ -219,18 +219,23 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.threshold")
     parser.add_argument("--cases", nargs="+", default=list(CASES), metavar="NAME",
-                        help=f"cases to measure (default: all): {', '.join(CASES)}")
+                        help=f"cases to measure (default: all): {', '.join(CASES)}; any other name is a scaling mode "
+                             "(scaling=NAME, a mode of your own included)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
     parser.add_argument("overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)")
     parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
     args = parser.parse_args(argv)
-    unknown = [c for c in args.cases if c not in CASES]
-    if unknown:
-        parser.error(f"unknown case {unknown[0]!r}; choose from: {', '.join(CASES)}")
+    from fmnist_scaling.overrides import unknown_choice
+
+    cases = {name: CASES.get(name) or [f"scaling={name}"] for name in args.cases}
+    problem = unknown_choice([o for name in args.cases if name not in CASES for o in cases[name]] + args.overrides, CONF_DIR)
+    if problem:
+        parser.error(f"{problem} (or a case: {', '.join(CASES)})")
     threads = 1 if args.jobs > 1 else None  # side by side: one thread each (oversubscribed threads are 10-20x slower)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(find_threshold, name, [*CASES[name], *args.overrides], args.seeds, threads) for name in args.cases]
+        futures = [pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads)
+                   for name, overrides in cases.items()]
         rows = []
         for future in futures:
             rows.append(future.result())

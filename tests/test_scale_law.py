@@ -109,4 +109,5 @@ def test_the_command_writes_its_table(tiny_root, tmp_path):
 
 def test_an_unknown_case_is_refused_with_the_choices(tmp_path):
     proc = run_module("fmnist_scaling.threshold", "--cases", "nope", cwd=tmp_path)
-    assert proc.returncode == 2 and "unknown case 'nope'; choose from: none, max," in proc.stderr
+    assert proc.returncode == 2 and "scaling=nope is invalid: must be one of centered, max," in proc.stderr
+    assert "(or a case: none, max, minmax," in proc.stderr
