@@ -65,3 +65,12 @@ def as_fault(err: BaseException, doing: str) -> Fault | None:
             return Fault(describe_os_error(err, doing))
         err = err.__cause__ or err.__context__
     return None
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost cause of ``err`` in one line, ``TypeError: ...``: Hydra wraps an error of a
+    class it instantiates in its own, once per level of nesting."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"

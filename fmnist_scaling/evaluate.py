@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from fmnist_scaling.errors import BadInput, Fault, as_fault, full_error
+from fmnist_scaling.errors import BadInput, Fault, as_fault, full_error, root_cause
 from fmnist_scaling.overrides import quote_paths
 from fmnist_scaling.validate import ConfigError
 
@@ -87,11 +87,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         model = ScalingClassifier(**hparams)
     except Exception as err:  # noqa: BLE001 - e.g. a network of your own that is not importable here
-        cause = err
-        while cause.__cause__ is not None:  # Hydra wraps the error of the network's class
-            cause = cause.__cause__
         raise ConfigError(f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
-                          f"({type(cause).__name__}: {str(cause).splitlines()[0]}); run evaluate where its module imports") from None
+                          f"({root_cause(err)}); run evaluate where its module imports") from None
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(data_state["scaling"])
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here

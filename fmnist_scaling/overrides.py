@@ -49,7 +49,7 @@ def unknown_choice(argv: list[str], conf_dir: Path) -> str | None:
         if not eq or "@" in group or "(" in value or not value or not any((f / group).is_dir() for f in folders):
             continue
         choices = sorted({p.stem for f in folders if (f / group).is_dir() for p in (f / group).glob("*.yaml")})
-        for choice in value.split(","):  # a sweep lists several
+        for choice in (c.strip(" '\"") for c in value.split(",")):  # a sweep lists several
             if choice not in choices and choice != "null":
                 return f"{group}={choice} is invalid: must be one of {', '.join(choices)}"
     return None

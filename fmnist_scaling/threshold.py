@@ -115,7 +115,7 @@ class Case:
 
     def eigenvalue(self) -> float:
         x, _ = self.data.scaled("train")
-        return top_eigenvalue(second_moment(x))
+        return top_eigenvalue(second_moment(x.flatten(1)))  # whatever shape the network takes: pixels
 
     def trial(self, lr: float, seed: int) -> dict[str, Any]:
         """One epoch at ``lr`` from the init of ``seed``: whether it broke, and how."""

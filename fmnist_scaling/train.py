@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling import quiet_lightning, results
-from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
+from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error, root_cause
 from fmnist_scaling.overrides import quote_paths, unknown_choice
 from fmnist_scaling.validate import ConfigError, validate
 
@@ -216,11 +216,8 @@ def build_model(cfg: DictConfig) -> Any:
     try:
         return instantiate(cfg.model, _recursive_=False)
     except (InstantiationException, TypeError, ValueError, ImportError) as err:
-        cause = err
-        while cause.__cause__ is not None:  # Hydra wraps the network's error in the model's
-            cause = cause.__cause__
         target = OmegaConf.select(cfg, "model.net._target_")
-        raise ConfigError(f"model.net could not build {target}: {type(cause).__name__}: {str(cause).splitlines()[0]}") from None
+        raise ConfigError(f"model.net could not build {target}: {root_cause(err)}") from None
 
 
 class StopRun(Exception):
