@@ -246,6 +246,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.scaling.load_state_dict(state["scaling_state"])
 
 
+def eval_batch_size(configured: int | None, net: Any) -> int:
+    """The evaluation passes' batch: as configured, else the network's own (``eval_batch_size``),
+    else :data:`EVAL_BATCH_SIZE`."""
+    return int(configured or getattr(net, "eval_batch_size", EVAL_BATCH_SIZE))
+
+
 def check_input_shape(shape: tuple[int, ...] | None, image: tuple[int, ...]) -> None:
     """A network's input shape must hold one image's pixels (``image``: height, width)."""
     if shape and math.prod(shape) != math.prod(image):

@@ -39,7 +39,8 @@ SATURATION_MARGIN = 0.01
 _BOUNDS = {nn.Sigmoid: (0.0, 1.0), nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0)}
 #: Activation modules the probe recognises: bounded ones are read for saturation, the rest for dead units.
 ACTIVATION_TYPES = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.SiLU, nn.ReLU6, nn.Mish, nn.Softplus, *_BOUNDS)
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# every batch norm, SyncBatchNorm (trainer.sync_batchnorm under DDP) and the lazy ones included
+_BATCH_NORMS = nn.modules.batchnorm._BatchNorm
 
 
 def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dict[str, Tensor]]:
@@ -73,17 +74,17 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dic
             norm.momentum = momentum
         for norm, count in tracked.items():
             norm.num_batches_tracked.copy_(count)
-    first = next(((name, m, out) for name, m, out in seen if isinstance(m, WEIGHTED)), None)
+    first = next((i for i, (_, m, _) in enumerate(seen) if isinstance(m, WEIGHTED)), None)
     if first is not None:
-        name, layer, out = first
+        name, layer, out = seen[first]
         stats["preact_mean"], stats["preact_std"] = out.mean(), out.std()
         tensors[f"preact/{name}"] = out
         tensors[f"weight/{name}"] = layer.weight
-        after = seen[[s[1] for s in seen].index(layer) + 1 :]
-        act = next(((n, m, o) for n, m, o in after if isinstance(m, ACTIVATION_TYPES)), None)
+        act = next(((n, m, o) for n, m, o in seen[first + 1 :] if isinstance(m, ACTIVATION_TYPES)), None)
         if act is not None:
-            tensors[f"activation/{act[0]}"] = act[2]
-            stats.update(_unit_health(act[2], act[1]))
+            act_name, act_module, act_out = act
+            tensors[f"activation/{act_name}"] = act_out
+            stats.update(_unit_health(act_out, act_module))
     stats["logit_norm"] = logits.norm(dim=1).mean()
     stats["loss"] = loss
     for (name, param), grad in zip(params.items(), grads):

@@ -73,7 +73,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from fmnist_scaling import quiet_lightning
-    from fmnist_scaling.data import FashionMNISTDataModule
+    from fmnist_scaling.data import FashionMNISTDataModule, eval_batch_size
     from fmnist_scaling.model import ScalingClassifier
     from fmnist_scaling.sources import CLASSES
 
@@ -92,8 +92,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(data_state["scaling"])
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
-    from fmnist_scaling.train import eval_batch_size
-
     data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state),
             "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net)}
     datamodule = FashionMNISTDataModule(

@@ -26,7 +26,6 @@ Writes ``threshold.json`` and ``threshold.md`` (the table) into ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys

@@ -117,7 +117,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
     import torch
     from hydra.utils import instantiate
 
-    from fmnist_scaling.data import check_input_shape
+    from fmnist_scaling.data import check_input_shape, eval_batch_size
     from fmnist_scaling.diagnostics import Diagnostics
     from fmnist_scaling.recorder import RunRecorder
     from fmnist_scaling.sources import FASHION_MNIST_IMAGE
@@ -197,14 +197,6 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool,
         logger.finalize("success")
     _print_summary(outcome)
     return results.objective(outcome)
-
-
-def eval_batch_size(configured: int | None, net: Any) -> int:
-    """The evaluation passes' batch: as configured, else the network's own (``eval_batch_size``),
-    else :data:`~fmnist_scaling.data.EVAL_BATCH_SIZE`."""
-    from fmnist_scaling.data import EVAL_BATCH_SIZE
-
-    return int(configured or getattr(net, "eval_batch_size", EVAL_BATCH_SIZE))
 
 
 def build_model(cfg: DictConfig) -> Any:
