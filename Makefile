@@ -18,12 +18,12 @@ setup: $(VENV)/.installed
 
 # Find the data (data folder, Debian copy, download); offline and root: install the Debian copy.
 data: setup
-	@$(PY) -m fmnist_scaling.sources data 2>/dev/null || { \
+	@$(PY) -m fmnist_scaling.data.sources data 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing the Debian package dataset-fashion-mnist"; \
 	    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }; \
 	  fi; \
-	  $(PY) -m fmnist_scaling.sources data; }
+	  $(PY) -m fmnist_scaling.data.sources data; }
 
 train: data
 	$(PY) -m fmnist_scaling.train $(or $(ARGS),scaling=max)
@@ -54,17 +54,17 @@ docs: data
 	$(PY) -m fmnist_scaling.train -m +experiment=lr_grid +launcher=parallel hydra.sweep.dir=$(SWEEPS)/lr_grid
 	$(PY) -m fmnist_scaling.train -m +experiment=scale_law +launcher=parallel hydra.sweep.dir=$(SWEEPS)/scale_law
 	$(PY) -m fmnist_scaling.train -m +experiment=architectures +launcher=parallel hydra.sweep.dir=$(SWEEPS)/architectures
-	$(PY) -m fmnist_scaling.threshold --jobs 2 --out lightning_logs/threshold
+	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold
 	for s in article study lr_grid scale_law architectures; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
 	cp $(SWEEPS)/scale_law/scale_law.png docs/scale_law_panels.png
 	cp lightning_logs/threshold/threshold.md docs/threshold.md
 
 bench: data
-	$(PY) -m fmnist_scaling.bench
+	$(PY) -m fmnist_scaling.tools.bench
 
 # On a machine with a CUDA GPU: runs, evaluate, benchmark and tests on it, one JSON (about 7 minutes)
 gpu-check: data
-	$(PY) -m fmnist_scaling.gpu_check
+	$(PY) -m fmnist_scaling.tools.gpu_check
 
 clean:
 	rm -rf lightning_logs/runs lightning_logs/multirun .pytest_cache

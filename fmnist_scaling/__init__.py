@@ -1,29 +1,15 @@
-"""fmnist_scaling: how much does the scale of the input change what a neural network learns?"""
+"""fmnist_scaling: how much does the scale of the input change what a neural network learns?
+
+The package in three parts (dependencies point down the list, never up):
+
+- ``train.py``, ``evaluate.py``: the entry points, each one straight pipeline.
+- ``tools/``: the study's tools (``python -m fmnist_scaling.tools.<name>``): the benchmark and its
+  reference loops, the GPU check, the threshold measurement, sweep reports, the scale law.
+- ``run/``: the run machinery: the command line and Hydra resolvers, the checks of a config and of
+  a resume, the lifecycle of a run (signals, early ends), its record, threads, progress bar.
+- ``data/``, ``models/``: the science: the datasets and scaling modes, the networks and the
+  LightningModule that trains them, the diagnostics.
+- ``utils/``: what every part uses: errors and exit codes, atomic files, the log.
+"""
 
 __version__ = "0.1.0"
-
-
-def quiet_lightning() -> None:
-    """Drop Lightning's notices that say nothing about a run here (an advert, a deprecation
-    inside Lightning, a per-step logging interval this project does not use, the warning that a
-    resumed run's own checkpoint folder is not empty), and print each of its lines once."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
-    # Lightning's top logger prints its lines itself ("INFO: ..."); where Hydra has set up logging
-    # they would also reach Hydra's console handler, twice in all. Keep Lightning's short line
-    # on the console, and send the lines to Hydra's log files (train.log) too.
-    # (Each job of a sweep in one process has its own train.log: the file handlers follow root's.)
-    top, root = logging.getLogger("lightning"), logging.getLogger()
-    if not root.handlers:
-        return
-    top.propagate = False
-    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
-    for handler in [h for h in top.handlers if isinstance(h, logging.FileHandler) and h not in files]:
-        top.removeHandler(handler)
-    for handler in [h for h in files if h not in top.handlers]:
-        top.addHandler(handler)

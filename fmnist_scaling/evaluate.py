@@ -16,53 +16,17 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from fmnist_scaling.errors import BadInput, Fault, as_fault, full_error, root_cause
-from fmnist_scaling.overrides import quote_paths
-from fmnist_scaling.validate import ConfigError
-
-
-def find_checkpoint(ckpt_path: str) -> Path:
-    path = Path(ckpt_path)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path!r} is invalid: no checkpoint file or run directory (with checkpoints/last.ckpt) there")
-    return path
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint as plain data; a clear error for anything that is not one of ours."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConfigError(f"{path} is not a checkpoint that loads with weights_only=True ({type(err).__name__})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise ConfigError(f"{path} is not a checkpoint of fmnist_scaling (no state_dict / hyper_parameters in it)")
-    return checkpoint
-
-
-#: Hyperparameters of checkpoints written before the network became a config of its own (the MLP's).
-_MLP_KEYS = ("in_features", "hidden", "activation")
-
-
-def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's hyperparameters as :class:`ScalingClassifier` takes them now: an older
-    checkpoint's MLP fields (``in_features``, ``hidden``, ``activation``) become its ``net``."""
-    if "net" in hparams or not any(k in hparams for k in _MLP_KEYS):
-        return hparams
-    from fmnist_scaling.model import DEFAULT_NET
-
-    rest = {k: v for k, v in hparams.items() if k not in _MLP_KEYS}
-    net = {**DEFAULT_NET, **{k: hparams[k] for k in _MLP_KEYS if k in hparams}, "num_classes": hparams.get("num_classes", 10)}
-    return {**rest, "net": net}
+from fmnist_scaling.run.checkpoint_io import find_checkpoint, load_checkpoint
+from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_tree
+from fmnist_scaling.run.overrides import quote_paths
+from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, full_error, root_cause
+from fmnist_scaling.utils.log import log
 
 
 def _trained_root(data_state: dict[str, Any]) -> str:
     """The data folder the run trained with, where it still holds the data; else ``data`` here
     (rather than silently unpacking another 106 MB copy wherever evaluate is run from)."""
-    from fmnist_scaling.sources import cache_path
+    from fmnist_scaling.data.sources import cache_path
 
     recorded = data_state.get("root")
     return recorded if recorded and cache_path(recorded).is_file() else "data"
@@ -72,10 +36,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
 
-    from fmnist_scaling import quiet_lightning
-    from fmnist_scaling.data import FashionMNISTDataModule, eval_batch_size
-    from fmnist_scaling.model import ScalingClassifier
-    from fmnist_scaling.sources import CLASSES
+    from fmnist_scaling.data.datamodule import FashionMNISTDataModule, eval_batch_size
+    from fmnist_scaling.models.classifier import ScalingClassifier
+    from fmnist_scaling.data.sources import CLASSES
+    from fmnist_scaling.utils.log import quiet_lightning
 
     quiet_lightning()
     path = find_checkpoint(cfg.ckpt_path)
@@ -90,7 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
                           f"({root_cause(err)}); run evaluate where its module imports") from None
     model.load_state_dict(checkpoint["state_dict"])
-    scaling = instantiate(data_state["scaling"])
+    scaling = instantiate(upgrade_tree(data_state["scaling"]))
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
     data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state),
             "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net)}
@@ -111,17 +75,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "per_class_acc": dict(zip(CLASSES, per_class)),
         "confusion_matrix": confusion.tolist(),
     }
-    from fmnist_scaling.results import write_json
+    from fmnist_scaling.run.records import write_json
 
     write_json(path.parent / "evaluation.json", result)
     return result
 
 
 def print_result(result: dict[str, Any]) -> None:
-    print(f"{result['checkpoint']}: test accuracy {100 * result['test/acc']:.2f}%, loss {result['test/loss']:.4f}")
-    for name, acc in result["per_class_acc"].items():
-        print(f"  {name:<12} {100 * acc:6.2f}%")
-    print(f"written: {Path(result['checkpoint']).parent / 'evaluation.json'}")
+    lines = [f"{result['checkpoint']}: test accuracy {100 * result['test/acc']:.2f}%, loss {result['test/loss']:.4f}"]
+    lines += [f"  {name:<12} {100 * acc:6.2f}%" for name, acc in result["per_class_acc"].items()]
+    lines.append(f"written: {Path(result['checkpoint']).parent / 'evaluation.json'}")
+    log.info("\n".join(lines))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -129,13 +93,13 @@ def main(cfg: DictConfig) -> None:
     try:
         print_result(evaluate(cfg))
     except (BadInput, Fault) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error(f"error: {err}")
         sys.exit(err.exit_code)
     except OSError as err:  # writing evaluation.json: a read-only or full disk
         if full_error():
             raise
         fault = as_fault(err, "write evaluation.json")
-        print(f"error: {fault}", file=sys.stderr)
+        log.error(f"error: {fault}")
         sys.exit(fault.exit_code)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_scaling import sources
+from fmnist_scaling.data import sources
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.real_data
 
 def test_quick_benchmark_writes_every_field(tmp_path, real_root):
     out = tmp_path / "bench.json"
-    proc = run_module("fmnist_scaling.bench", "--quick", "--max-steps=20", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
+    proc = run_module("fmnist_scaling.tools.bench", "--quick", "--max-steps=20", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["median"]) == {"article", "floor", "project", "cnn_floor", "cnn"}

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
-import fmnist_scaling.train  # noqa: F401  (registers the run_dir resolver)
+import fmnist_scaling.run.resolvers  # noqa: F401  (registers the config's resolvers)
 from tests.conftest import REPO
 
 CONF = REPO / "conf"

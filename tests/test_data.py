@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from fmnist_scaling import sources
-from fmnist_scaling.data import FashionMNISTDataModule, TensorBatches
-from fmnist_scaling.scaling import MaxScaling, NoScaling, Standardize
+from fmnist_scaling.data import sources
+from fmnist_scaling.data.datamodule import FashionMNISTDataModule, TensorBatches
+from fmnist_scaling.data.scaling import MaxScaling, NoScaling, Standardize
 
 
 def module(root, scaling=None, **kwargs):

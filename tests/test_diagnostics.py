@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from fmnist_scaling.diagnostics import probe
-from fmnist_scaling.model import ScalingClassifier
-from fmnist_scaling.networks import CNN, MLP
+from fmnist_scaling.models.diagnostics import probe
+from fmnist_scaling.models.classifier import ScalingClassifier
+from fmnist_scaling.models.networks import CNN, MLP
 
 
 def tiny(activation: str) -> MLP:

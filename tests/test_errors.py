@@ -3,7 +3,7 @@ what is allowed, and no run folder left behind."""
 
 import pytest
 
-from fmnist_scaling import sources
+from fmnist_scaling.data import sources
 from tests.conftest import make_tiny, train
 
 BAD_VALUES = [
@@ -13,7 +13,7 @@ BAD_VALUES = [
     ("model/net=cnn model.net.channels=[8,0]", "model.net.channels=[8, 0] is invalid", "integers >= 1"),
     ("model/net=cnn model.net.activation=swish", "model.net.activation='swish' is invalid", "relu, sigmoid"),
     ("model/net=cnn +model.net.image_size=32", "input_shape=(1, 32, 32) is invalid: the images are 28 x 28", "(1, 28, 28)"),
-    ("model/net=cnn +model.net.depth=3", "model.net could not build fmnist_scaling.networks.CNN: TypeError", "depth"),
+    ("model/net=cnn +model.net.depth=3", "model.net could not build fmnist_scaling.models.networks.CNN: TypeError", "depth"),
     ("model.init=glorot", "model.init='glorot' is invalid", "default, he, lecun"),
     ("model.input_norm=layernorm", "model.input_norm='layernorm' is invalid", "none, batchnorm"),
     ("model.hidden=[500]", "model.hidden has moved", "model.net.hidden=[500]"),

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_scaling import results, sources
-from fmnist_scaling.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED
+from fmnist_scaling.run import records
+
+from fmnist_scaling.data import sources
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED
 from tests.conftest import make_tiny, read_metrics, run_module, train
 
 #: The tiny dataset (500 training images after a 100-image validation split: 16 SGD steps an epoch).
@@ -171,7 +173,7 @@ def test_an_unwritable_data_folder_is_one_line_and_leaves_no_run_folder(tmp_path
 
 
 def test_a_checkpoint_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
-    from fmnist_scaling.checkpoint_io import AtomicCheckpointIO
+    from fmnist_scaling.run.checkpoint_io import AtomicCheckpointIO
 
     target = tmp_path / "checkpoints" / "epoch=0.ckpt"
     AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, target)
@@ -188,7 +190,7 @@ def test_a_checkpoint_write_that_fails_leaves_no_partial_file(tmp_path, monkeypa
 
 
 def test_a_record_write_that_fails_leaves_the_previous_record(tmp_path, monkeypatch):
-    results.write(tmp_path, {"status": "running"})
+    records.write(tmp_path, {"status": "running"})
     real_fdopen = os.fdopen
 
     class FullFile:
@@ -207,9 +209,9 @@ def test_a_record_write_that_fails_leaves_the_previous_record(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "fdopen", FullFile)
     with pytest.raises(OSError):
-        results.write(tmp_path, {"status": "completed"})
-    assert [p.name for p in tmp_path.iterdir()] == [results.METRICS_FILE]
-    assert results.read(tmp_path) == {"status": "running"}
+        records.write(tmp_path, {"status": "completed"})
+    assert [p.name for p in tmp_path.iterdir()] == [records.METRICS_FILE]
+    assert records.read(tmp_path) == {"status": "running"}
 
 
 @pytest.fixture
@@ -293,11 +295,11 @@ def test_a_sweep_rerun_over_jobs_of_other_settings_leaves_them_alone(tmp_path, t
     # as if a config file had been edited since: the job folder's name is the same, the experiment is not
     edited = read_metrics(jobs[0])
     edited["config"]["model"]["optimizer"]["lr"] = 0.5
-    results.write(jobs[0], edited)
+    records.write(jobs[0], edited)
     # and as if the other job had been run by a version without an option added since: still the same experiment
     older = read_metrics(jobs[1])
     del older["config"]["model"]["first_layer_lr_scale"]
-    results.write(jobs[1], older)
+    records.write(jobs[1], older)
     kept = {job: (job / "metrics.json").read_bytes() for job in jobs}
     rerun = train(*args, cwd=tmp_path)
     assert rerun.returncode == 0  # the sweep goes on
@@ -318,7 +320,7 @@ def write_job(sweep: Path, name: str, overrides: list[str], record: dict | None)
 
 
 def test_a_summary_is_written_for_any_mix_of_results(tmp_path):
-    from fmnist_scaling import report
+    from fmnist_scaling.tools import report
 
     sweep = tmp_path / "sweep"
     nan, inf = float("nan"), float("inf")
@@ -360,9 +362,9 @@ def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
     proc = train("-m", "hydra/launcher=submitit_local", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}",
                  "scaling=max,standard", "seed=0", cwd=tmp_path, env={"OMP_NUM_THREADS": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]
-    assert len(records) == 2 and all(r["status"] == "completed" for r in records)
-    assert all(r["threads"] == 1 and "submitit local launcher" in r["threads_reason"] for r in records)
+    jobs = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]
+    assert len(jobs) == 2 and all(r["status"] == "completed" for r in jobs)
+    assert all(r["threads"] == 1 and "submitit local launcher" in r["threads_reason"] for r in jobs)
 
 
 @pytest.mark.parametrize("launcher,expected,reason", [
@@ -374,9 +376,9 @@ def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
 def test_thread_rule_per_launcher(launcher, expected, reason):
     from omegaconf import OmegaConf
 
-    from fmnist_scaling.train import _threads
+    from fmnist_scaling.run.threads import choose_threads
 
-    threads, why = _threads(OmegaConf.create({"threads": None}), OmegaConf.create({"launcher": launcher}))
+    threads, why = choose_threads(OmegaConf.create({"threads": None}), OmegaConf.create(launcher))
     cores = len(os.sched_getaffinity(0))
     assert threads == (cores if expected == "all" else expected) and reason in why
 
@@ -427,7 +429,7 @@ def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(t
 
 def test_paths_with_hydra_grammar_characters_work_as_typed(tmp_path, tiny_root):
     """A sweep job's folder is named by its overrides: resume= and ckpt_path= take it as typed."""
-    from fmnist_scaling.overrides import quote_paths
+    from fmnist_scaling.run.overrides import quote_paths
 
     assert quote_paths(["resume=/a/scaling=max,seed=0", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]) == [
         "resume='/a/scaling=max,seed=0'", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]

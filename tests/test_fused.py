@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from fmnist_scaling.fused import sgd_step, why_not_fused
-from fmnist_scaling.networks import MLP
+from fmnist_scaling.models.fused import sgd_step, why_not_fused
+from fmnist_scaling.models.networks import MLP
 from tests.conftest import read_metrics, train
 
 

@@ -13,14 +13,14 @@ pytestmark = pytest.mark.real_data
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: the check would run")
 def test_refuses_in_one_line_without_a_gpu(tmp_path):
-    proc = run_module("fmnist_scaling.gpu_check", f"--out={tmp_path / 'gpu.json'}", cwd=tmp_path)
+    proc = run_module("fmnist_scaling.tools.gpu_check", f"--out={tmp_path / 'gpu.json'}", cwd=tmp_path)
     assert proc.returncode == 2 and "no CUDA GPU visible" in proc.stderr and "--smoke" in proc.stderr
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "gpu.json").exists()
 
 
 def test_smoke_runs_every_step_and_writes_its_json(tmp_path, real_root):
     out = tmp_path / "gpu.json"
-    proc = run_module("fmnist_scaling.gpu_check", "--smoke", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
+    proc = run_module("fmnist_scaling.tools.gpu_check", "--smoke", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(out.read_text())
     modes = report["runs"]["modes"]

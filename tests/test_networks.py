@@ -8,11 +8,11 @@ import textwrap
 import pytest
 import torch
 
-from fmnist_scaling.data import FashionMNISTDataModule
-from fmnist_scaling.evaluate import upgrade_hparams
-from fmnist_scaling.model import ScalingClassifier
-from fmnist_scaling.networks import CNN, MLP, initialize
-from fmnist_scaling.scaling import PerPixelStandardize
+from fmnist_scaling.data.datamodule import FashionMNISTDataModule
+from fmnist_scaling.run.migrate import upgrade_hparams
+from fmnist_scaling.models.classifier import ScalingClassifier
+from fmnist_scaling.models.networks import CNN, MLP, initialize
+from fmnist_scaling.data.scaling import PerPixelStandardize
 from tests.conftest import read_metrics, run_module, train
 
 TINY = ["data.verify=false", "data.val_size=100", "trainer.max_epochs=2"]
@@ -21,7 +21,7 @@ TINY = ["data.verify=false", "data.val_size=100", "trainer.max_epochs=2"]
 @pytest.fixture(scope="module")
 def arch_sweep(tmp_path_factory):
     from tests.conftest import make_tiny
-    from fmnist_scaling import sources
+    from fmnist_scaling.data import sources
 
     tmp = tmp_path_factory.mktemp("arch")
     make_tiny(sources.raw_folder(tmp / "tiny"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fmnist_scaling import fused
-from fmnist_scaling.networks import first_weighted as first_linear
-from fmnist_scaling.model import ScalingClassifier
-from fmnist_scaling.scaling import MaxScaling, NoScaling
+from fmnist_scaling.models import fused
+from fmnist_scaling.models.networks import first_weighted as first_linear
+from fmnist_scaling.models.classifier import ScalingClassifier
+from fmnist_scaling.data.scaling import MaxScaling, NoScaling
 
 C = 255.0
 STEPS, BATCH, LR = 200, 32, 1e-2

@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from fmnist_scaling import threshold
-from fmnist_scaling.report import write_report
+from fmnist_scaling.tools import threshold
+from fmnist_scaling.tools.report import write_report
 from tests.conftest import run_module
 
 
@@ -97,7 +97,7 @@ def test_the_threshold_is_the_first_broken_lr_above_one_that_learned(tiny_root):
 
 
 def test_the_command_writes_its_table(tiny_root, tmp_path):
-    proc = run_module("fmnist_scaling.threshold", "--cases", "none", "max", "--seeds", "0", "--out", str(tmp_path / "out"),
+    proc = run_module("fmnist_scaling.tools.threshold", "--cases", "none", "max", "--seeds", "0", "--out", str(tmp_path / "out"),
                       f"data.root={tiny_root}", *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = (tmp_path / "out" / "threshold.md").read_text()
@@ -108,6 +108,6 @@ def test_the_command_writes_its_table(tiny_root, tmp_path):
 
 
 def test_an_unknown_case_is_refused_with_the_choices(tmp_path):
-    proc = run_module("fmnist_scaling.threshold", "--cases", "nope", cwd=tmp_path)
+    proc = run_module("fmnist_scaling.tools.threshold", "--cases", "nope", cwd=tmp_path)
     assert proc.returncode == 2 and "scaling=nope is invalid: must be one of centered, max," in proc.stderr
-    assert "(or a case: none, max, minmax," in proc.stderr
+    assert "(or a case: centered, max, minmax, none," in proc.stderr

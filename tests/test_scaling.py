@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from fmnist_scaling import scaling as S
+from fmnist_scaling.data import scaling as S
 from tests.conftest import REPO
 
 PIXELS = torch.tensor([[0, 51, 255], [255, 255, 0]], dtype=torch.uint8)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fmnist_scaling import sources
+from fmnist_scaling.data import sources
 from tests.conftest import make_tiny, write_idx
 
 

@@ -52,7 +52,7 @@ def test_report_rebuilds_the_same_summary(sweep):
     before = (sweep_dir / "summary.csv").read_text()
     (sweep_dir / "summary.csv").unlink()
     (sweep_dir / "curves.png").unlink()
-    proc = run_module("fmnist_scaling.report", str(sweep_dir), cwd=sweep_dir)
+    proc = run_module("fmnist_scaling.tools.report", str(sweep_dir), cwd=sweep_dir)
     assert proc.returncode == 0, proc.stderr
     assert (sweep_dir / "summary.csv").read_text() == before
     assert (sweep_dir / "curves.png").is_file()
@@ -84,7 +84,7 @@ def test_rerun_of_an_interrupted_sweep_resumes_only_the_unfinished_job(sweep, re
 
 
 def test_report_on_a_folder_without_jobs(tmp_path):
-    proc = run_module("fmnist_scaling.report", str(tmp_path), cwd=tmp_path)
+    proc = run_module("fmnist_scaling.tools.report", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and "no job directories" in proc.stderr
 
 

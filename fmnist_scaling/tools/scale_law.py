@@ -5,7 +5,7 @@ read against g.
 Writes four tables (accuracy, dead first-layer units after training, first-layer pre-activation
 std at step 0, growth of the first layer's weights in epoch 1), a line on how far the two
 equivalent ways lie apart, and ``scale_law.png``.
-Called by :func:`fmnist_scaling.report.write_report` for any sweep that varies ``gain``.
+Called by :func:`fmnist_scaling.tools.report.write_report` for any sweep that varies ``gain``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Where training breaks, predicted from the data: the largest eigenvalue of E[x xᵀ] against the
 critical learning rate, per scaling mode and for a few input gains.
 
-    python -m fmnist_scaling.threshold                      # every case below, seeds 0 1 2
-    python -m fmnist_scaling.threshold --cases none max --seeds 0 --jobs 2 model.net.hidden=[500]
+    python -m fmnist_scaling.tools.threshold                      # every case below, seeds 0 1 2
+    python -m fmnist_scaling.tools.threshold --cases none max --seeds 0 --jobs 2 model.net.hidden=[500]
 
 For each case (a list of Hydra overrides of the train config, so a scaling mode of your own works
 too) it computes, from the training split as that scaling gives it:
@@ -37,16 +37,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fmnist_scaling.train import CONF_DIR  # importing train also registers the config's resolvers
+from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
 
-#: The cases of the table: a name and the train config's overrides.
+#: The cases of the table: a name and the train config's overrides: every scaling mode, and gains.
 CASES: dict[str, list[str]] = {
-    "none": ["scaling=none"],
-    "max": ["scaling=max"],
-    "minmax": ["scaling=minmax"],
-    "centered": ["scaling=centered"],
-    "standard": ["scaling=standard"],
-    "per_pixel": ["scaling=per_pixel"],
+    **{mode: [f"scaling={mode}"] for mode in group_choices("scaling")},
     "max, gain 4": ["scaling=max", "scaling.max_value=63.75"],
     "max, gain 16": ["scaling=max", "scaling.max_value=15.9375"],
     "max, gain 64": ["scaling=max", "scaling.max_value=3.984375"],
@@ -104,7 +99,7 @@ class Case:
     def __init__(self, overrides: list[str]) -> None:
         from hydra.utils import instantiate
 
-        from fmnist_scaling.validate import validate
+        from fmnist_scaling.run.validate import validate
 
         self.cfg = compose(overrides)
         validate(self.cfg)
@@ -120,8 +115,8 @@ class Case:
         """One epoch at ``lr`` from the init of ``seed``: whether it broke, and how."""
         from hydra.utils import instantiate
 
-        from fmnist_scaling.diagnostics import probe
-        from fmnist_scaling.results import COLLAPSE_FACTOR
+        from fmnist_scaling.models.diagnostics import probe
+        from fmnist_scaling.run.records import COLLAPSE_FACTOR
 
         self.data.seed = seed
         torch.manual_seed(seed)  # as train: seed_everything, then the model
@@ -216,7 +211,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.threshold")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.threshold")
     parser.add_argument("--cases", nargs="+", default=list(CASES), metavar="NAME",
                         help=f"cases to measure (default: all): {', '.join(CASES)}; any other name is a scaling mode "
                              "(scaling=NAME, a mode of your own included)")
@@ -225,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)")
     parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
     args = parser.parse_args(argv)
-    from fmnist_scaling.overrides import unknown_choice
+    from fmnist_scaling.run.overrides import unknown_choice
 
     cases = {name: CASES.get(name) or [f"scaling={name}"] for name in args.cases}
     problem = unknown_choice([o for name in args.cases if name not in CASES for o in cases[name]] + args.overrides, CONF_DIR)
@@ -242,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
                   f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    from fmnist_scaling.results import write_json
+    from fmnist_scaling.run.records import write_json
 
     write_json(args.out / "threshold.json", {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": DEAD_LIMIT, "cases": rows})
     markdown = to_markdown(rows)

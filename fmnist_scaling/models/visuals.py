@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
-from fmnist_scaling.sources import CLASSES
+from fmnist_scaling.data.sources import CLASSES
 
 GRID_SIDE = 4  # 4 x 4 = 16 images
 #: Equal-width histogram bins: numpy's fast path. TensorBoard's default ("tensorflow", ~1,500

@@ -5,7 +5,7 @@ Writes ``summary.csv``, ``summary.md`` and ``curves.png`` into the sweep directo
 table. Runs by itself at the end of every multirun (:class:`SweepSummary`, a Hydra callback), and
 rebuilds everything from the job directories on demand:
 
-    python -m fmnist_scaling.report lightning_logs/multirun/<sweep>
+    python -m fmnist_scaling.tools.report lightning_logs/multirun/<sweep>
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fmnist_scaling import results, scale_law
+from fmnist_scaling.run import records
+
+from fmnist_scaling.tools import scale_law
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
 METRICS = {
@@ -47,9 +49,11 @@ LR_KEY = "model.optimizer.lr"
 
 def first_weight_growth(record: dict[str, Any]) -> float | None:
     """How far the first layer's weights grew in the first epoch: their norm after it over their
-    norm at step 0 (the first ``diag/weight_norm/`` key is the first layer's weight)."""
+    norm at step 0. The first layer is the one the record names (``network.first_layer``, the
+    probe's definition); a record older than that field: its first weight norm."""
     initial, history = record.get("initial", {}), record.get("history") or [{}]
-    key = next((k for k in initial if k.startswith("diag/weight_norm/")), None)
+    first = (record.get("network") or {}).get("first_layer")
+    key = f"diag/weight_norm/{first}.weight" if first else next((k for k in initial if k.startswith("diag/weight_norm/")), None)
     if key is None or key not in history[0] or not initial[key]:
         return None
     return history[0][key] / initial[key]
@@ -62,7 +66,7 @@ def load_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = dict(_split(o) for o in yaml.safe_load(overrides_file.read_text()) or [])
-        jobs.append({"dir": job_dir, "overrides": overrides, "record": results.read(job_dir)})
+        jobs.append({"dir": job_dir, "overrides": overrides, "record": records.read(job_dir)})
     return jobs
 
 
@@ -81,15 +85,15 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
         groups.setdefault(tuple(job["overrides"].get(k, "") for k in keys), []).append(job)
     rows = []
     for values, members in groups.items():
-        records = [j["record"] or {"status": "unfinished"} for j in members]
-        done = [r for r in records if r.get("status") in results.FINISHED]
+        cell = [j["record"] or {"status": "unfinished"} for j in members]
+        done = [r for r in cell if r.get("status") in records.FINISHED]
         row: dict[str, Any] = dict(zip(keys, values))
         row |= {
             "runs": len(done),
             "diverged": sum(r["status"] == "diverged" for r in done),
             "collapsed": sum(bool(r.get("collapsed")) for r in done),
-            "failed": sum(r.get("status") == "failed" for r in records),
-            "unfinished": sum(r.get("status") in ("running", "unfinished", "interrupted") for r in records),
+            "failed": sum(r.get("status") == "failed" for r in cell),
+            "unfinished": sum(r.get("status") in ("running", "unfinished", "interrupted") for r in cell),
         }
         for column, (_, read) in METRICS.items():
             row[column], row[f"{column}_std"] = mean_std([read(r) for r in done])
@@ -235,12 +239,12 @@ class SweepSummary(Callback):
         try:
             write_report(config.hydra.sweep.dir)
         except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
-            print(f"warning: no sweep summary ({err}); rebuild it with python -m fmnist_scaling.report {config.hydra.sweep.dir}",
+            print(f"warning: no sweep summary ({err}); rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}",
                   file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.report")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.report")
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory (holding one folder per job)")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():

@@ -1,7 +1,7 @@
 """A progress bar that counts SGD steps.
 
 Lightning's bar counts Lightning batches; here each one holds ``data.steps_per_batch`` SGD steps
-(see :class:`~fmnist_scaling.model.ScalingClassifier`), so its counts (108 per epoch) match no
+(see :class:`~fmnist_scaling.models.classifier.ScalingClassifier`), so its counts (108 per epoch) match no
 number a user sees elsewhere, and with a refresh rate above them it never moved mid-epoch. This
 bar counts SGD steps (1,719 per epoch at batch 32), the unit of ``trainer.global_step``, of the
 TensorBoard axis and of ``metrics.json``, refreshes every ``refresh_rate`` of them, and names the
@@ -34,8 +34,7 @@ class StepProgressBar(TQDMProgressBar):
         group = getattr(datamodule, "steps_per_batch", None)
         if not group or not math.isfinite(batches):
             return batches
-        per_epoch = math.ceil(len(datamodule.splits["train"][0]) / self.trainer.world_size / datamodule.batch_size)
-        return min(int(batches) * group, per_epoch)
+        return min(int(batches) * group, datamodule.steps_per_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)

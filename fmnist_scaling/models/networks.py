@@ -20,6 +20,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -86,13 +87,46 @@ class CNN(nn.Module):
         return self.layers(x)
 
 
+#: The input of a network that does not say what it wants (no ``input_shape``): flat images.
+FLAT_INPUT = (784,)
+
+
+def input_shape_of(net: nn.Module) -> tuple[int, ...]:
+    """The shape of one input ``net`` asks for: its ``input_shape``, else flat images."""
+    return tuple(getattr(net, "input_shape", FLAT_INPUT))
+
+
+def first_weighted_index(modules: Sequence[nn.Module]) -> int | None:
+    """Where the first layer is among ``modules`` in the order a forward pass reached them: the
+    first linear or convolution layer, the one that sees the (scaled) input. The one definition
+    of "the first layer": the probe reads it off the pass it watches, :func:`first_weighted`
+    off a pass of its own."""
+    return next((i for i, m in enumerate(modules) if isinstance(m, WEIGHTED)), None)
+
+
 def first_weighted(net: nn.Module) -> nn.Module:
-    """The network's first linear or convolution layer, in the order its modules are registered:
-    the one that sees the (scaled) input."""
-    layer = next((m for m in net.modules() if isinstance(m, WEIGHTED)), None)
-    if layer is None:
+    """The network's first layer (:func:`first_weighted_index`), found by one forward pass of
+    zeros in eval mode, without gradients (no running statistics or parameters change)."""
+    reached: list[nn.Module] = []
+    leaves = [m for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda module, args, out: reached.append(module)) for m in leaves]
+    modes = {m: m.training for m in net.modules()}
+    param = next(net.parameters(), None)
+    zeros = torch.zeros(2, *input_shape_of(net), device=param.device if param is not None else None,
+                        dtype=param.dtype if param is not None else None)
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(zeros)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, training in modes.items():
+            module.train(training)
+    index = first_weighted_index(reached)
+    if index is None:
         raise ValueError(f"{type(net).__name__} has no linear or convolution layer")
-    return layer
+    return reached[index]
 
 
 #: ``model.init``: how the weights of every linear and convolution layer are drawn (biases: 0).

@@ -16,7 +16,7 @@ Any number of processes may prepare the same empty data folder at once: the firs
 and caches under a lock, the others wait for it and then use its cache; every file is written
 under a temporary name and renamed into place, so no process ever reads a half-written file.
 
-``python -m fmnist_scaling.sources [root]`` fetches the data and says where it came from.
+``python -m fmnist_scaling.data.sources [root]`` fetches the data and says where it came from.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from fmnist_scaling.errors import BadInput, Fault, describe_os_error
-from fmnist_scaling.files import atomic_file
+from fmnist_scaling.utils.errors import BadInput, Fault, describe_os_error
+from fmnist_scaling.utils.files import atomic_file
+from fmnist_scaling.utils.log import log
 
 DEBIAN_COPY = "/usr/share/datasets/fashion-mnist"
 SPLITS = ("train", "test")
@@ -50,6 +51,8 @@ _FILES = {
 }
 #: Height and width of a Fashion-MNIST image.
 FASHION_MNIST_IMAGE = (28, 28)
+#: Images in the official training set (the validation split is taken from it) and test set.
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
 #: md5 of each decoded tensor's bytes (uint8 images, int64 labels) of the real Fashion-MNIST.
 FASHION_MNIST_DIGESTS = {
     "train_images": "f209073e486d5113ebe2cc431d4df862",
@@ -104,7 +107,7 @@ def prepare(root: str, local_copy: str | None = DEBIAN_COPY, download: bool = Tr
         except OSError as err:
             raise _write_error(err, root) from None
     if problem != "missing":
-        print(f"warning: the data cache {cache} {problem}; rebuilt it from the IDX files", file=sys.stderr)
+        log.warning(f"warning: the data cache {cache} {problem}; rebuilt it from the IDX files")
     if _check_cache(cache, verify) is not None:  # the file system lost what was just written
         raise DataFault(f"the data cache {cache} does not read back as written; check the disk, delete {cache.parent} and run again")
     return source
@@ -215,7 +218,8 @@ def _fetch(root: str, local_copy: str | None, download: bool) -> str:
         return f"data folder {raw}"
     if local_copy and _has_copy(Path(local_copy)):
         _unpack(Path(local_copy), raw)
-        print(f"Fashion-MNIST unpacked from {local_copy} into {raw.resolve()}", file=sys.stderr)
+        # a notice on stderr, as every data notice (stdout holds the run's own lines)
+        log.warning(f"Fashion-MNIST unpacked from {local_copy} into {raw.resolve()}")
         return f"local copy {local_copy}"
     tried = [f"the data folder {raw} (empty)"]
     tried.append(f"a local copy in {local_copy} (not there)" if local_copy else "no local copy (data.local_copy=null)")
@@ -306,9 +310,9 @@ def _build_cache(root: str, verify: bool) -> None:
 def main(argv: list[str]) -> int:
     root = argv[0] if argv else "data"
     try:
-        print(f"Fashion-MNIST ready in {root} (from {prepare(root)})")
+        log.info(f"Fashion-MNIST ready in {root} (from {prepare(root)})")
     except (DataError, DataFault) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error(f"error: {err}")
         return err.exit_code
     return 0
 

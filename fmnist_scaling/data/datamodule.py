@@ -16,19 +16,45 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from fmnist_scaling import sources
-from fmnist_scaling.scaling import Scaling
-from fmnist_scaling.validate import ConfigError
+from fmnist_scaling.data import sources
+from fmnist_scaling.data.scaling import Scaling
+from fmnist_scaling.utils.errors import ConfigError
 
 
 #: The evaluation passes' batch unless the config or the network says otherwise (the MLP's).
 EVAL_BATCH_SIZE = 2000
+
+
+class StudyData(Protocol):
+    """What the model, the callbacks and the tools ask of a data module, beyond Lightning's
+    hooks: a data module of your own provides these (:class:`FashionMNISTDataModule` does).
+
+    Its training loader hands Lightning lists of ``steps_per_batch`` minibatches: the model takes
+    one SGD step on each, so Lightning's batches count groups of SGD steps.
+    """
+
+    #: SGD steps in one Lightning training batch (``data.steps_per_batch``).
+    steps_per_batch: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """SGD steps in one epoch on this process (its share of the split under DDP)."""
+
+    @property
+    def val_loader_names(self) -> list[str]:
+        """The names of the validation loaders, in order (``val``, ``train_full``): the metrics' prefixes."""
+
+    def probe_batch(self) -> tuple[Tensor, Tensor]:
+        """A fixed batch of scaled training inputs and their labels, for the diagnostics."""
+
+    def scaled(self, name: str) -> tuple[Tensor, Tensor]:
+        """A whole split (``train``, ``val``, ``test``), scaled, in the network's shape."""
 
 
 class EpochPermutation:
@@ -58,7 +84,7 @@ class TensorBatches:
 
     With ``group=K`` each item is instead a list of up to K consecutive batches, cut and scaled
     as one block: the training loader hands Lightning K SGD steps at a time (see
-    :class:`~fmnist_scaling.model.ScalingClassifier`). The batches, and their order, are the same
+    :class:`~fmnist_scaling.models.classifier.ScalingClassifier`). The batches, and their order, are the same
     for every K.
     """
 
@@ -201,7 +227,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> TensorBatches:
         return self._eval_loader("test")
 
-    # ---- what the model and callbacks ask of the data
+    # ---- what the model and callbacks ask of the data (StudyData)
+    @property
+    def steps_per_epoch(self) -> int:
+        """SGD steps in one epoch on this process (its share of the training split under DDP)."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        return math.ceil(len(self.splits["train"][0]) / world_size / self.batch_size)
+
     @property
     def val_loader_names(self) -> list[str]:
         """Names of the validation loaders, in order: ``val`` and/or ``train_full``."""

@@ -30,6 +30,10 @@ class BadInput(ValueError):
     exit_code = EXIT_BAD_INPUT
 
 
+class ConfigError(BadInput):
+    """A bad config value; the message is the whole story (exit 2)."""
+
+
 class Fault(RuntimeError):
     """The machine failed the run (disk full, I/O error); the message says what to do (exit 3)."""
 

@@ -5,7 +5,7 @@ Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
 ``error``, ``wall_time_s``, ``train_step`` (``fused`` or ``autograd (why)``, see
-:mod:`fmnist_scaling.fused`), ``device``, ``threads`` and ``threads_reason``, ``overrides``,
+:mod:`fmnist_scaling.models.fused`), ``device``, ``threads`` and ``threads_reason``, ``overrides``,
 ``choices`` (the config groups chosen) and ``config`` (the composed config, resolved).
 """
 
@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fmnist_scaling.files import atomic_file
+from fmnist_scaling.utils.files import atomic_file
 
 METRICS_FILE = "metrics.json"
 #: Statuses of a run that is over: a re-run of its sweep skips it instead of redoing it.

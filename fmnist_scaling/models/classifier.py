@@ -1,4 +1,4 @@
-"""The LightningModule that trains any network of :mod:`fmnist_scaling.networks` (or your own)
+"""The LightningModule that trains any network of :mod:`fmnist_scaling.models.networks` (or your own)
 and measures it."""
 
 from __future__ import annotations
@@ -13,24 +13,23 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from fmnist_scaling import fused
-from fmnist_scaling.networks import first_weighted, initialize
-from fmnist_scaling.networks import input_norm as input_norm_layer
+from fmnist_scaling.models import fused
+from fmnist_scaling.models.networks import first_weighted, initialize, input_shape_of
+from fmnist_scaling.models.networks import input_norm as input_norm_layer
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
 
 
-#: The network of the reference study, used when none is given: the article's MLP.
-DEFAULT_NET = {"_target_": "fmnist_scaling.networks.MLP", "in_features": 784, "hidden": [1000], "num_classes": 10,
-               "activation": "relu"}
+#: The network of the reference study, used when none is given: the MLP, whose defaults are the article's.
+DEFAULT_NET = {"_target_": "fmnist_scaling.models.networks.MLP"}
 
 
 class ScalingClassifier(L.LightningModule):
     """Trains a network (``net``, a Hydra config: the article's MLP by default) with
     cross-entropy and logs what the study compares. It adds to any network what the study may
     vary around it: ``input_norm`` (``batchnorm``: a BatchNorm on the input, the learned-scaling
-    baseline), ``init`` (``default``, ``he``, ``lecun``: see :func:`fmnist_scaling.networks.initialize`)
+    baseline), ``init`` (``default``, ``he``, ``lecun``: see :func:`fmnist_scaling.models.networks.initialize`)
     and the first layer's ``first_layer_init_scale`` and ``first_layer_lr_scale`` (README: scale
     is a learning rate, exactly), applied to the first linear or convolution layer.
 
@@ -46,7 +45,7 @@ class ScalingClassifier(L.LightningModule):
     Trainer are therefore not available.
 
     With ``fused_step`` (the default), the MLP without an input BatchNorm, and plain SGD on one
-    process, each step is :func:`fmnist_scaling.fused.sgd_step`: the same update without
+    process, each step is :func:`fmnist_scaling.models.fused.sgd_step`: the same update without
     autograd or the optimizer loop, a third faster at batch 32. Anything else (another network,
     Adam, momentum, GELU, DDP, mixed precision) takes the autograd path; ``step_kind`` says
     which one ran and why. The fused path does not call the ``on_before_optimizer_step`` hooks.
@@ -91,7 +90,7 @@ class ScalingClassifier(L.LightningModule):
             with torch.no_grad():
                 first_weighted(self.net).weight.mul_(first_layer_init_scale)
         #: the shape of one input the network asks for: (784,) flat, (1, 28, 28) an image
-        self.input_shape = tuple(getattr(self.net, "input_shape", (784,)))
+        self.input_shape = input_shape_of(self.net)
         self.input_norm = input_norm_layer(input_norm, self.input_shape)
         self.loss_fn = nn.CrossEntropyLoss()
         # validate_args=False: the checks cost a host sync per update
@@ -129,7 +128,7 @@ class ScalingClassifier(L.LightningModule):
 
     # ---- the SGD steps, for any network (the network knows nothing of them)
     def choose_step(self, optimizer: torch.optim.Optimizer, **trainer: Any) -> str:
-        """Set ``step_kind``: ``fused`` where :func:`fmnist_scaling.fused.sgd_step` makes the same
+        """Set ``step_kind``: ``fused`` where :func:`fmnist_scaling.models.fused.sgd_step` makes the same
         update as autograd and ``optimizer`` (``trainer``: world_size, precision, detect_anomaly),
         else ``autograd (why)``."""
         reason = "model.fused_step=false"

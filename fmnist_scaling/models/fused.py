@@ -1,4 +1,4 @@
-"""One plain SGD step for the :class:`~fmnist_scaling.networks.MLP` without autograd or an optimizer.
+"""One plain SGD step for the :class:`~fmnist_scaling.models.networks.MLP` without autograd or an optimizer.
 
 The forward pass keeps each layer's input and output; the backward pass is written out (softmax
 cross-entropy, then per layer the activation's derivative from its output) and each layer's
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fmnist_scaling.networks import MLP, first_weighted
+from fmnist_scaling.models.networks import MLP, first_weighted
 
 
 def _relu_grad(grad: Tensor, out: Tensor) -> Tensor:

@@ -14,16 +14,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from fmnist_scaling.errors import BadInput
-from fmnist_scaling.networks import ACTIVATIONS, INITS, INPUT_NORMS
+from fmnist_scaling.utils.errors import ConfigError
+from fmnist_scaling.data.sources import TRAIN_SIZE
+from fmnist_scaling.models.networks import ACTIVATIONS, INITS, INPUT_NORMS
 
-#: Images in the official Fashion-MNIST training set (the validation split is taken from it).
-TRAIN_SIZE = 60_000
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-
-
-class ConfigError(BadInput):
-    """A bad config value; the message is the whole story (exit 2)."""
 
 
 def _number(cfg: DictConfig, key: str, allowed: str, ok: Any, integer: bool = False) -> None:
@@ -46,10 +41,10 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "data.probe_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "trainer.max_epochs", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     upper = TRAIN_SIZE - 1 if cfg.data.verify else math.inf  # own data: checked against its size at setup
-    _number(cfg, "data.val_size", f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all 60,000)",
+    _number(cfg, "data.val_size", f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all {TRAIN_SIZE:,})",
             lambda v: 0 <= v <= upper, integer=True)
     net = cfg.model.net
-    ours = str(net.get("_target_", "")).startswith("fmnist_scaling.networks.")  # a network of your own checks its own
+    ours = str(net.get("_target_", "")).startswith("fmnist_scaling.models.networks.")  # a network of your own checks its own
     for key in ("hidden", "channels"):  # the package's networks: widths
         if ours and key in net:
             widths = net[key]

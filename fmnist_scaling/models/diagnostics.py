@@ -31,8 +31,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from fmnist_scaling.networks import WEIGHTED
-from fmnist_scaling.visuals import HISTOGRAM_BINS, tensorboard_writers
+from fmnist_scaling.models.networks import first_weighted_index
+from fmnist_scaling.models.visuals import HISTOGRAM_BINS, tensorboard_writers
 
 #: An output this close to an activation's bounds counts as saturated (sigmoid: < 0.01 or > 0.99).
 SATURATION_MARGIN = 0.01
@@ -74,7 +74,7 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dic
             norm.momentum = momentum
         for norm, count in tracked.items():
             norm.num_batches_tracked.copy_(count)
-    first = next((i for i, (_, m, _) in enumerate(seen) if isinstance(m, WEIGHTED)), None)
+    first = first_weighted_index([m for _, m, _ in seen])
     if first is not None:
         name, layer, out = seen[first]
         stats["preact_mean"], stats["preact_std"] = out.mean(), out.std()

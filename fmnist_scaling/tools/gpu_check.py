@@ -1,7 +1,7 @@
 """The GPU check: one prepared script for a machine with a CUDA GPU (``make gpu-check``).
 
-    python -m fmnist_scaling.gpu_check              # on a GPU machine: about 7 minutes
-    python -m fmnist_scaling.gpu_check --smoke      # its steps on the CPU, tiny: checks the script
+    python -m fmnist_scaling.tools.gpu_check              # on a GPU machine: about 7 minutes
+    python -m fmnist_scaling.tools.gpu_check --smoke      # its steps on the CPU, tiny: checks the script
 
 In order, each step timed and recorded whatever the others do:
 
@@ -32,8 +32,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-MODES = ("none", "max", "minmax", "standard", "per_pixel", "centered")
+from fmnist_scaling.run.resolvers import group_choices
+
+REPO = Path(__file__).resolve().parents[2]
+MODES = tuple(group_choices("scaling"))
 #: Targets of the GPU figures (the GPU issue): project vs the article's loop and the floor, start-up.
 TARGETS = {"project/article": 1 / 20, "project/floor": 1.5, "first_step_s": 5.0}
 
@@ -63,7 +65,7 @@ def run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str, float
 def check_runs(root: str, work: Path, smoke: bool, accelerator: str) -> dict[str, Any]:
     sweep = work / "runs"
     short = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.val_size=0", "data.eval_train=false"] if smoke else []
-    modes = MODES[:2] if smoke else MODES
+    modes = ("none", "max") if smoke else MODES  # the article's two
     expected = "cpu" if accelerator == "cpu" else "cuda"  # a smoke run: the CPU stands in for the GPU
     code, _, err, wall = run([sys.executable, "-m", "fmnist_scaling.train", "-m", f"scaling={','.join(modes)}", "seed=0",
                               f"trainer.accelerator={accelerator}", "trainer.enable_progress_bar=false", f"data.root={root}",
@@ -104,7 +106,7 @@ def check_evaluate(runs: dict[str, Any], root: str) -> dict[str, Any]:
 def check_bench(root: str, work: Path, smoke: bool) -> dict[str, Any]:
     out = work / "bench.json"
     args = ["--quick", "--max-steps=5", "--no-curve", "--no-sweep"] if smoke else ["--reps=2", "--no-curve"]
-    code, stdout, err, wall = run([sys.executable, "-m", "fmnist_scaling.bench", *args, f"--root={root}", f"--out={out}"], REPO, 420)
+    code, stdout, err, wall = run([sys.executable, "-m", "fmnist_scaling.tools.bench", *args, f"--root={root}", f"--out={out}"], REPO, 420)
     if code != 0 or not out.is_file():
         return {"ok": False, "exit_code": code, "wall_s": wall, "stderr_tail": err[-1500:]}
     report = json.loads(out.read_text())
@@ -126,7 +128,7 @@ def check_tests(timeout: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.gpu_check")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.gpu_check")
     parser.add_argument("--smoke", action="store_true", help="run the steps on the CPU, tiny and without the test suite")
     parser.add_argument("--root", default=str(REPO / "data"), help="the data folder (default: the repository's data/)")
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole check (the tests take what is left)")
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
               "--smoke runs its steps on the CPU", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    from fmnist_scaling import sources
+    from fmnist_scaling.data import sources
 
     root = str(Path(args.root).resolve())
     sources.prepare(root)

@@ -1,8 +1,8 @@
 """Benchmark: the project's ``train`` against the article's loop and the floor
-(:mod:`fmnist_scaling.reference`), whole processes, interleaved A B C A B C ...
+(:mod:`fmnist_scaling.tools.reference`), whole processes, interleaved A B C A B C ...
 
-    python -m fmnist_scaling.bench            # 5 epochs, 5 repetitions, and the cost curve
-    python -m fmnist_scaling.bench --quick    # 1 epoch, 1 repetition, a short cost curve
+    python -m fmnist_scaling.tools.bench            # 5 epochs, 5 repetitions, and the cost curve
+    python -m fmnist_scaling.tools.bench --quick    # 1 epoch, 1 repetition, a short cost curve
 
 Prints median wall time, the ratios project / article and project / floor (and for the CNN,
 ``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), time from launch to
@@ -26,9 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from fmnist_scaling.run.resolvers import CONF_DIR
+
 CONTENDERS = ("article", "floor", "project")
-#: SGD steps per Lightning batch of the project (data.steps_per_batch's default).
-STEPS_PER_BATCH = 16
+#: SGD steps per Lightning batch of the project: data.steps_per_batch as the config sets it.
+STEPS_PER_BATCH = int(OmegaConf.load(CONF_DIR / "data" / "fashion_mnist.yaml").steps_per_batch)
 #: With ``--cnn`` (the default): the project's CNN (``model/net=cnn``) and a plain loop of the same CNN.
 CNN_CONTENDERS = ("cnn_floor", "cnn")
 
@@ -71,7 +75,7 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
                  "gpu_peak_bytes": record.get("gpu_peak_bytes")}
     else:
         loop, net = name.split("_")[-1], ("cnn" if name.startswith("cnn") else "mlp")
-        cmd = [sys.executable, "-m", "fmnist_scaling.reference", loop, f"--net={net}", f"--epochs={epochs}", f"--root={root}"]
+        cmd = [sys.executable, "-m", "fmnist_scaling.tools.reference", loop, f"--net={net}", f"--epochs={epochs}", f"--root={root}"]
         if max_steps:
             cmd.append(f"--max-steps={max_steps}")
         result = run_process(cmd, work)
@@ -146,7 +150,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.bench")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.bench")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repetition, a short cost curve")
     parser.add_argument("--epochs", type=int, help="epochs per run (default 5; quick: 1)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5; quick: 1)")
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("lightning_logs/bench") / f"bench_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    from fmnist_scaling import sources
+    from fmnist_scaling.data import sources
 
     sources.prepare(root)  # decode the data once, outside every timing
     contenders = CONTENDERS + (() if args.no_cnn else CNN_CONTENDERS)

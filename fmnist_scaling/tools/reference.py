@@ -9,9 +9,9 @@
   accuracy from one large forward pass.
 
 Both train on all 60,000 images with SGD lr 1e-2 and read the data with torchvision, as the
-article does. ``python -m fmnist_scaling.reference {article,floor} --root data --epochs 5``
+article does. ``python -m fmnist_scaling.tools.reference {article,floor} --root data --epochs 5``
 prints one JSON line: training accuracy per epoch and ``first_step_at`` (Unix time).
-``--net cnn`` trains the project's small CNN (:class:`fmnist_scaling.networks.CNN`) instead of
+``--net cnn`` trains the project's small CNN (:class:`fmnist_scaling.models.networks.CNN`) instead of
 the MLP, on 1 x 28 x 28 images.
 """
 
@@ -31,7 +31,7 @@ SHAPES = {"mlp": (28 * 28,), "cnn": (1, 28, 28)}
 
 def _model(device: torch.device, net: str = "mlp") -> tuple[nn.Module, torch.optim.Optimizer]:
     if net == "cnn":
-        from fmnist_scaling.networks import CNN
+        from fmnist_scaling.models.networks import CNN
 
         model = CNN().to(device)
     else:

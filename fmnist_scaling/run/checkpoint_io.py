@@ -1,0 +1,52 @@
+"""Checkpoints: written so that they never leave a truncated file, and read back safely.
+
+Lightning's ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies
+in the system's temporary folder; committing moves it, which across file systems is a copy, and a
+full disk then leaves a truncated checkpoint under the real name, one that a resume would try
+to load. Here the file is written beside its target and renamed into place (atomic on one file
+system): a full disk, a kill or a crash leaves the previous checkpoint and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from fmnist_scaling.utils.errors import ConfigError
+from fmnist_scaling.utils.files import atomic_file
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` with an atomic, same-folder save (local paths; others as Lightning)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(target) as f:
+            torch.save(checkpoint, f)
+
+
+def find_checkpoint(ckpt_path: str) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoints/last.ckpt``."""
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r} is invalid: no checkpoint file or run directory (with checkpoints/last.ckpt) there")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint as plain data (``weights_only=True``); a clear error for anything that is not one of ours."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"{path} is not a checkpoint that loads with weights_only=True ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise ConfigError(f"{path} is not a checkpoint of fmnist_scaling (no state_dict / hyper_parameters in it)")
+    return checkpoint

@@ -1,0 +1,58 @@
+"""The command line of ``python -m fmnist_scaling.train``: what is checked before Hydra starts,
+and what becomes of an error Hydra itself raises.
+
+Before Hydra: a moved key, an unknown config-group choice and an output folder that cannot be
+written are each one line and exit 2 (Hydra would print a paragraph, or a traceback while making
+the folder); path values are quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
+Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fmnist_scaling.run import resolvers
+from fmnist_scaling.run.migrate import moved_key
+from fmnist_scaling.run.overrides import quote_paths, unknown_choice
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, as_fault, full_error
+from fmnist_scaling.utils.log import log
+
+#: Hydra's flags that only print (a config, help, info): nothing is run or created.
+PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def unwritable_output(argv: list[str]) -> str | None:
+    """Why the output folder of ``argv``'s run or sweep cannot be written, or None. Checked
+    before Hydra starts, which would otherwise fail creating it with a traceback."""
+    overrides = dict(a.split("=", 1) for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")))
+    for key, folder in overrides.items() or {"output": "lightning_logs"}.items():
+        path = Path(folder)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        if not path.is_dir() or not os.access(path, os.W_OK):
+            return f"{key}={folder} cannot be written: {path} is {'not a folder' if not path.is_dir() else 'read-only'}"
+    return None
+
+
+def run(main: Callable[[], object]) -> None:
+    """Check ``sys.argv``, then call Hydra's ``main``; an error that escapes it is Hydra's own
+    (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
+    argv = sys.argv[1:]
+    resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
+    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR)
+    problem = problem or (None if resolvers.dry_run else unwritable_output(argv))
+    sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
+    if problem:
+        log.error(f"error: {problem}")
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        main()
+    except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's
+        if full_error():
+            raise
+        fault = as_fault(err, "write the run folder")  # e.g. .hydra/ on a full disk
+        log.error(f"error: {fault or err}")
+        sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error

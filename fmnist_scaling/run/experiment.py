@@ -1,0 +1,126 @@
+"""What makes a run's experiment, and whether a run that continues is the same one.
+
+A run continues where it stopped (``resume=<run dir>``, or a sweep re-run in its folder); its
+history must then stay one experiment. Keys that do not change what a run computes (threads,
+where the data lies, the progress bar) may differ; anything else is refused by name.
+
+:data:`NOT_THE_EXPERIMENT` is the one list of such keys: the resume check reads it, and so does
+the naming of sweep jobs' folders (``hydra.job.config.override_dirname.exclude_keys``, through
+the ``not_the_experiment`` resolver), which also leaves out :data:`SAME_FOR_EVERY_JOB`.
+To add such a key, add it here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fmnist_scaling.run.migrate import upgrade_config
+from fmnist_scaling.utils.errors import ConfigError
+
+#: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
+NOT_THE_EXPERIMENT = (
+    "threads",
+    "resume",
+    "data.root",
+    "data.local_copy",
+    "data.download",
+    "data.eval_batch_size",
+    "trainer.enable_progress_bar",
+    "trainer.accelerator",
+    "callbacks.progress",
+)
+#: Overrides that a sweep gives every job alike: no part of a job's folder name.
+SAME_FOR_EVERY_JOB = ("experiment", "launcher", "hydra.launcher.n_jobs")
+#: What ``hydra.job.override_dirname`` leaves out (see the module's docstring).
+NOT_IN_JOB_NAMES = NOT_THE_EXPERIMENT + SAME_FOR_EVERY_JOB
+
+
+def harmless(key: str) -> bool:
+    """Whether ``key`` (or a key above it) is not part of the experiment."""
+    return any(key == k or key.startswith(k + ".") for k in NOT_THE_EXPERIMENT)
+
+
+def override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def experiment_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that make the experiment (those a resume must repeat)."""
+    return [o for o in overrides if not harmless(override_key(o))]
+
+
+def shell(words: list[str]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def resume_command(run_dir: Path, overrides: list[str]) -> str:
+    """The command that continues this run: its folder and the overrides that made its experiment."""
+    return f"python -m fmnist_scaling.train {shell(['resume=' + str(run_dir), *experiment_overrides(overrides)])}"
+
+
+def check_resume(cfg: DictConfig, run_dir: Path) -> None:
+    """``resume=`` names a run folder whose last checkpoint loads."""
+    if cfg.get("resume") is None:
+        return
+    from fmnist_scaling.run.checkpoint_io import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise ConfigError(f"resume={cfg.resume!r} is invalid: it must be a run directory holding checkpoints/last.ckpt")
+    load_checkpoint(last)
+
+
+def check_same_experiment(
+    cfg: DictConfig,
+    run_dir: Path,
+    previous: dict[str, Any] | None,
+    in_sweep: bool,
+    choices: dict[str, str],
+    set_now: set[str],
+) -> None:
+    """A run that continues must be the experiment recorded in its folder, else its history
+    would mix two. ``choices``: the config groups chosen now; ``set_now``: the keys overridden now
+    (an option newer than the run's record is fine at its default, not when set)."""
+    if not previous or "config" not in previous:
+        return
+    now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), upgrade_config(_flat(previous["config"]))
+    differs = sorted(
+        k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not harmless(k) and (k in then or k in set_now)
+    )
+    if not differs:
+        return
+    # a different group choice (scaling=none) is named as such, not as the keys it changes
+    choices_then = previous.get("choices", {})
+    groups = sorted(g for g in choices if g in choices_then and choices[g] != choices_then[g])
+    named = [f"{g}={choices[g]} (the run: {choices_then[g]})" for g in groups]
+    in_groups = tuple(g.replace("/", ".") for g in groups)
+    named += [
+        f"{k}={now.get(k, '<unset>')} (the run: {then.get(k, '<unset>')})"
+        for k in differs
+        if not any(k == g or k.startswith(g + ".") for g in in_groups)
+    ]
+    shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    own = shell(experiment_overrides(previous.get("overrides", [])))
+    if in_sweep:
+        raise ConfigError(f"{run_dir} holds a run of other settings: {shown}; sweep into another hydra.sweep.dir")
+    raise ConfigError(
+        f"resume={cfg.resume} is invalid: the run was trained with other settings: {shown}; "
+        f"resume it with its own overrides: resume={cfg.resume} {own}".rstrip()
+    )
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def chosen_groups() -> dict[str, str]:
+    """The config-group choices of the run Hydra is running (``scaling: max``), Hydra's own left out."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return {g: str(c) for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra/") and c is not None}

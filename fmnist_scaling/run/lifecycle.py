@@ -1,0 +1,153 @@
+"""How a run ends when it does not end by finishing: signals, a rejected config, a failure.
+
+- :class:`StopSignals`: Ctrl-C (SIGINT) and SIGTERM stop a training run at the next step
+  boundary, through Lightning's SIGTERM path; before training they stop it at once (:class:`StopRun`).
+- :func:`end_early`: a run that stops or fails during training records how it ended
+  (``interrupted``, ``failed``), says so in one line with the resume command, and exits with its code.
+- :func:`reject`: a run refused before training (bad input, a fault of the data, a signal)
+  leaves no half-made folder behind; in a sweep the job records the failure and the sweep goes on.
+
+Exit codes: :mod:`fmnist_scaling.utils.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fmnist_scaling.run import records
+from fmnist_scaling.run.experiment import resume_command
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
+from fmnist_scaling.utils.log import log
+
+
+class StopRun(Exception):
+    """SIGINT or SIGTERM before training started: nothing to record or resume yet."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stopped by {name} before training started; nothing to resume")
+        self.name = name
+        self.exit_code = SIGNAL_EXIT[name]
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) ends a run as SIGTERM does: during training, the first one stops it at the
+    next step boundary through Lightning's SIGTERM path (the last checkpoint stays, the record
+    says ``interrupted``, the resume command is printed); a second one stops at once. Before
+    training (no ``trainer`` yet), either signal stops the run at once (:class:`StopRun`).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.trainer is None:
+            raise StopRun(name)
+        first = self.received is None
+        self.received = self.received or name
+        if not first:
+            raise KeyboardInterrupt  # the second signal: at once (Lightning then exits)
+        self.trainer._signal_connector.received_sigterm = True  # Lightning's stop at a step boundary
+        if signum == signal.SIGINT:
+            log.warning("\nstopping at the next step boundary (Ctrl-C again to stop at once)")
+
+
+def end_early(
+    err: BaseException,
+    stop: StopSignals,
+    run_dir: Path,
+    in_sweep: bool,
+    write: Callable[..., None],
+    overrides: list[str],
+) -> float:
+    """Record how the run ended (``interrupted`` or ``failed``) with ``write(**fields)``, say it
+    in one line, and exit with its code; a failed sweep job returns NaN instead so the sweep goes on."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    signal_name = stop.received or ("SIGTERM" if isinstance(err, SIGTERMException) else None)
+    if signal_name and isinstance(err, (SystemExit, KeyboardInterrupt)):
+        note = _try_write(write, status="interrupted", error=f"stopped by {signal_name}")
+        if in_sweep:
+            how = f"re-run the same sweep command with hydra.sweep.dir={run_dir.parent}"
+        else:
+            how = resume_command(run_dir, overrides)
+        log.error(f"interrupted ({signal_name}){note}; resume with: {how}")
+        sys.exit(SIGNAL_EXIT[signal_name])
+    if isinstance(err, (SystemExit, KeyboardInterrupt)):
+        raise err
+    known = err if isinstance(err, (BadInput, Fault)) else as_fault(err, f"write the run's files in {run_dir}")
+    message = str(known) if known else f"the run failed: {type(err).__name__}: {err}"
+    note = _try_write(write, status="failed", error=message)
+    _log_traceback(err)
+    if full_error():
+        raise err
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        note += f"; resume with: {resume_command(run_dir, overrides)}"
+    hint = "" if known else " (HYDRA_FULL_ERROR=1 shows the traceback; it is also in train.log)"
+    log.error(f"error: {message}{hint}{note}")
+    if in_sweep:
+        return math.nan
+    sys.exit(getattr(known, "exit_code", EXIT_FAULT))
+
+
+def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, Any] | None) -> float:
+    """One line on stderr. A single run exits (2 for bad input, 3 for a fault, 130/143 for a
+    signal) and leaves no half-made run folder behind; a sweep job records the failure (the
+    summary lists it), unless its folder holds another run's record, and the sweep goes on."""
+    log.error(f"error: {err}")
+    code = getattr(err, "exit_code", EXIT_BAD_INPUT)
+    if in_sweep and not isinstance(err, StopRun):
+        if previous is None:
+            try:
+                records.write(run_dir, {"status": "failed", "error": str(err), "run_dir": str(run_dir)})
+            except OSError:
+                pass
+        return math.nan
+    if previous is None and run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    sys.exit(code)
+
+
+def _try_write(write: Callable[..., None], **fields: Any) -> str:
+    """Write the final record; what to add to the message if even that failed (a full disk)."""
+    try:
+        write(**fields)
+        return ""
+    except OSError as err:
+        return f" (and {records.METRICS_FILE} could not be updated: {err.strerror})"
+
+
+def _log_traceback(err: BaseException) -> None:
+    """The traceback into the run's log file only (Hydra's ``train.log``), not onto the console."""
+    import traceback
+
+    text = "".join(traceback.format_exception(err))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            try:
+                handler.stream.write(text)
+                handler.flush()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,107 @@
+"""The run recorder: each epoch's logged metrics, kept and written to ``metrics.json`` after
+every epoch (see :mod:`fmnist_scaling.run.records`), with the timings the benchmark reads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from fmnist_scaling.models.diagnostics import Diagnostics
+from fmnist_scaling.models.networks import first_weighted
+from fmnist_scaling.run import records
+
+
+class RunRecorder(L.Callback):
+    """Collects each epoch's logged metrics into ``history`` and writes the run's record after
+    each one, so a killed run keeps its finished epochs.
+
+    ``fields``: what the record says of the run from the start (status, config, overrides, ...);
+    :meth:`attach` adds the trainer and the model it reads the device, the step and the
+    diagnostics from. Its state travels in checkpoints: a resumed run continues the same history.
+    """
+
+    def __init__(self, run_dir: Path | None = None, fields: dict[str, Any] | None = None, start: float | None = None) -> None:
+        self.run_dir, self.fields = run_dir, dict(fields or {})
+        self.start = time.perf_counter() if start is None else start
+        self.history: list[dict[str, float]] = []
+        self.first_step_at: float | None = None  # Unix time: start-up cost, for the benchmark
+        self._epoch_start, self._train_end = 0.0, None
+        self._trainer: Any = None
+        self._model: Any = None
+        self._network: dict[str, Any] = {}  # what the record says of the network, see attach
+
+    def attach(self, trainer: L.Trainer, model: L.LightningModule, net_choice: str) -> None:
+        """Record this trainer's run of ``model`` (whose network is the config choice ``net_choice``)."""
+        self._trainer, self._model = trainer, model
+        self._network = {
+            "net": net_choice,
+            "class": type(model.net).__qualname__,
+            "input_norm": model.hparams.input_norm,
+            "init": model.hparams.init,
+            "input_shape": list(model.input_shape),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            # the layer the diagnostics call the first (report reads its weight norm by this name)
+            "first_layer": _name_of(model.net, first_weighted(model.net)),
+        }
+
+    # ---- the record
+    def snapshot(self, **extra: Any) -> dict[str, Any]:
+        """The record as it stands, with ``extra`` fields (the final status, metrics, an error)."""
+        diagnostics = next((c for c in self._trainer.callbacks if isinstance(c, Diagnostics)), None)
+        timing = {"wall_time_s": time.perf_counter() - self.start, "first_step_at": self.first_step_at}
+        if torch.cuda.is_available():
+            timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+        device = {"device": str(self._trainer.strategy.root_device)}  # cuda:0 where Lightning found a GPU
+        return {
+            **self.fields,
+            **device,
+            "network": self._network,
+            "train_step": self._model.step_kind,
+            "history": self.history,
+            "initial": diagnostics.initial if diagnostics else {},
+            **timing,
+            **extra,
+        }
+
+    def write(self, **extra: Any) -> dict[str, Any]:
+        """Write the record with ``extra`` (under DDP every rank calls this; rank zero writes)."""
+        snapshot = self.snapshot(**extra)
+        if self._trainer.is_global_zero:
+            records.write(self.run_dir, snapshot)
+        return snapshot
+
+    # ---- hooks
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start, self._train_end = time.perf_counter(), None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._train_end is None:  # the first validation pass of the epoch ends its training steps
+            self._train_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
+        end = time.perf_counter()
+        entry["epoch_time_s"] = end - self._epoch_start  # training steps and validation passes
+        entry["train_time_s"] = (self._train_end or end) - self._epoch_start  # training steps only
+        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k and not k.startswith("test/")}
+        self.history = [h for h in self.history if h["epoch"] < entry["epoch"]] + [entry]
+        if self.run_dir is not None:
+            self.write()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = state_dict["history"]
+
+
+def _name_of(net: torch.nn.Module, layer: torch.nn.Module) -> str:
+    return next(name for name, module in net.named_modules() if module is layer)

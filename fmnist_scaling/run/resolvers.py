@@ -1,0 +1,70 @@
+"""The Hydra resolvers that ``conf/`` uses, registered when this module is imported (the entry
+points and the tools that compose ``conf/train.yaml`` import it).
+
+- ``run_dir``: a new run's folder, made at once so that two runs never share one;
+- ``record_subdir``: ``.hydra`` for a new run, nothing for a run that has a record;
+- ``not_the_experiment``: the keys left out of a sweep job's folder name (one list, see
+  :mod:`fmnist_scaling.run.experiment`);
+- ``scaling_modes``: every mode in ``conf/scaling/`` (what a plain ``-m`` sweeps);
+- ``flat``, ``divide``, ``square``: small arithmetic and naming helpers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from fmnist_scaling.run import experiment, records
+
+#: The config folder (``config_path`` of the entry points).
+CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
+#: Set by the command line when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
+dry_run = False
+
+
+def new_run_dir(resume: str | None, base: str, name: str) -> str:
+    """The run directory: ``resume`` if given, else a new ``<base>/<time>_<name>`` folder.
+
+    Created here with an atomic ``mkdir``, so two runs started in the same second get two
+    folders (``..._1`` for the second) instead of sharing one; only named when Hydra just prints.
+    """
+    if resume:
+        return str(resume)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for n in itertools.count():
+        path = Path(base) / (f"{stamp}_{name}" + (f"_{n}" if n else ""))
+        if dry_run:
+            return str(path)
+        try:
+            path.mkdir(parents=True)
+            return str(path)
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def record_subdir(output_dir: str) -> str | None:
+    """Hydra's ``output_subdir`` for a job: ``.hydra`` for a new run; None (write nothing) for a
+    run that already has a record, so resuming or skipping it never rewrites the config it ran with."""
+    return None if (Path(output_dir) / records.METRICS_FILE).is_file() else ".hydra"
+
+
+def group_choices(group: str) -> list[str]:
+    """The choices of a config group: its yaml files in ``conf/<group>/``, sorted."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
+OmegaConf.register_new_resolver("not_the_experiment", lambda: list(experiment.NOT_IN_JOB_NAMES), replace=True)
+OmegaConf.register_new_resolver("scaling_modes", lambda: ",".join(group_choices("scaling")), replace=True)
+# a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
+OmegaConf.register_new_resolver("flat", lambda name: name.replace("/", "."), replace=True)
+# arithmetic for configs that derive one value from another (conf/gain_as: 255 / g, g^2); a zero
+# divisor gives inf, which validate() names as the bad value
+OmegaConf.register_new_resolver("divide", lambda a, b: float(a) / float(b) if float(b) else math.inf, replace=True)
+OmegaConf.register_new_resolver("square", lambda a: float(a) ** 2, replace=True)
