@@ -1,13 +1,13 @@
 # Everything a new user runs; each target sets up what it needs first.
 #   make train                      one run of the reference study, scaling=max
 #   make train ARGS="scaling=none"  any Hydra overrides
-#   make test                       the test suite (real-data tests included, slow ones not)
+#   make test                       lint, then the test suite (real-data tests included, slow ones not)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup data train test test-all study article docs bench gpu-check clean
+.PHONY: setup data train lint format test test-all study article docs bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,21 @@ data: setup
 train: data
 	$(PY) -m fmnist_scaling.train $(or $(ARGS),scaling=max)
 
+# ruff: the linter and the formatter's check (pyproject.toml [tool.ruff]); `make format` rewrites
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
 # tests side by side, one per core (each with one torch thread); a test module stays on one worker
 TEST_ARGS ?= -n auto --dist loadscope
-test: data
+test: data lint
 	$(PY) -m pytest -m "not slow" $(TEST_ARGS)
 
-test-all: data
+test-all: data lint
 	$(PY) -m pytest $(TEST_ARGS)
 
 # The full study (6 modes x 3 seeds) and the article's experiment (none, max x 3 seeds).

@@ -37,8 +37,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from fmnist_scaling.data.datamodule import FashionMNISTDataModule, eval_batch_size
-    from fmnist_scaling.models.classifier import ScalingClassifier
     from fmnist_scaling.data.sources import CLASSES
+    from fmnist_scaling.models.classifier import ScalingClassifier
     from fmnist_scaling.utils.log import quiet_lightning
 
     quiet_lightning()
@@ -51,19 +51,35 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         model = ScalingClassifier(**hparams)
     except Exception as err:  # noqa: BLE001 - e.g. a network of your own that is not importable here
-        raise ConfigError(f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
-                          f"({root_cause(err)}); run evaluate where its module imports") from None
+        raise ConfigError(
+            f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
+            f"({root_cause(err)}); run evaluate where its module imports"
+        ) from None
     model.load_state_dict(checkpoint["state_dict"])
     scaling = instantiate(upgrade_tree(data_state["scaling"]))
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
-    data = {"verify": data_state.get("verify", True), **cfg.data, "root": cfg.data.root or _trained_root(data_state),
-            "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net)}
+    data = {
+        "verify": data_state.get("verify", True),
+        **cfg.data,
+        "root": cfg.data.root or _trained_root(data_state),
+        "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net),
+    }
     datamodule = FashionMNISTDataModule(
-        scaling, val_size=data_state["val_size"], split_seed=data_state["split_seed"], eval_train=False,
-        input_shape=model.input_shape, **data
+        scaling,
+        val_size=data_state["val_size"],
+        split_seed=data_state["split_seed"],
+        eval_train=False,
+        input_shape=model.input_shape,
+        **data,
     )
-    trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     confusion = model.test_confusion.compute().cpu()
     per_class = (confusion.diag() / confusion.sum(dim=1).clamp_min(1)).tolist()

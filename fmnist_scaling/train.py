@@ -12,7 +12,6 @@ model, the data and the trainer from the config, fit, test, record. How a run en
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +50,15 @@ def main(cfg: DictConfig) -> float:
     stop = StopSignals()
     try:
         with stop:
-            return train(cfg, run_dir, list(hydra_cfg.overrides.task), in_sweep, stop, *choose_threads(cfg, hydra_cfg.launcher))
+            return train(cfg, run_dir, in_sweep, stop)
     except (BadInput, Fault, StopRun) as err:  # before training: the data, or a signal
         return reject(err, run_dir, in_sweep, None)
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, stop: StopSignals,
-          threads: int | None = None, threads_reason: str = "torch's default") -> float:
+def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals) -> float:
     """Build the model, the data and the trainer from ``cfg``; fit, test and record the run."""
+    import time
+
     import lightning as L  # imported here: a rejected config exits without paying for it
     import torch
     from hydra.utils import instantiate
@@ -70,23 +70,20 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
     from fmnist_scaling.utils.log import quiet_lightning
 
     start = time.perf_counter()
+    threads, threads_reason = choose_threads(cfg, HydraConfig.get().launcher)
     if threads:
         torch.set_num_threads(threads)
     if in_sweep and threads:
         log.info(f"{run_dir.name}: {threads} torch thread(s) ({threads_reason})")
     quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
-    choices = chosen_groups()
-    recorder = RunRecorder(run_dir, start=start, fields={
-        "status": "running", "run_dir": str(run_dir), "overrides": overrides, "choices": choices,
-        "threads": torch.get_num_threads(), "threads_reason": threads_reason,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    })
+    overrides, choices = list(HydraConfig.get().overrides.task), chosen_groups()
+    recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start)
 
     # the model, then the data in the shape its network asks for
     model = build_model(cfg)
-    datamodule = instantiate(cfg.data, scaling=instantiate(cfg.scaling), input_shape=model.input_shape,
-                             eval_batch_size=eval_batch_size(cfg.data.eval_batch_size, model.net))
+    scaling, eval_batch = instantiate(cfg.scaling), eval_batch_size(cfg.data.eval_batch_size, model.net)
+    datamodule = instantiate(cfg.data, scaling=scaling, input_shape=model.input_shape, eval_batch_size=eval_batch)
     if cfg.data.verify:  # Fashion-MNIST's images are 28 x 28: a network that cannot take them stops here
         check_input_shape(model.input_shape, FASHION_MNIST_IMAGE)
     datamodule.prepare_data()  # data problems surface now, before any training output
@@ -113,20 +110,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool, 
         return end_early(err, stop, run_dir, in_sweep, recorder.write, overrides)
 
     # the record: the last epoch's metrics and the test's
-    final = {k: v for k, v in (recorder.history[-1] if recorder.history else {}).items() if "/" in k}
-    final |= {k: float(v) for k, v in (tested[0] if tested else {}).items() if "/" in k}
     try:
-        outcome = recorder.write(
-            status="diverged" if model.diverged_at else "completed",
-            collapsed=records.is_collapsed(final, cfg.model.num_classes),
-            diverged_at=model.diverged_at,
-            final=final,
-        )
+        outcome = recorder.finish(tested, cfg.model.num_classes)
     except OSError as err:
         return end_early(err, stop, run_dir, in_sweep, lambda **fields: None, overrides)
     if trainer.is_global_zero:
         if logger:
-            logger.log_hyperparams(hparams(cfg, choices), hparam_metrics(final), step=trainer.global_step)
+            logger.log_hyperparams(hparams(cfg, choices), hparam_metrics(outcome["final"]), step=trainer.global_step)
             logger.finalize("success")
         print_summary(outcome)
     return records.objective(outcome)

@@ -67,7 +67,9 @@ def real_root() -> Path:
     return REAL_ROOT
 
 
-def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *args: str, cwd: Path, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``python -m <module> <args>`` as a user would type it, one torch thread (tests may run
     beside other processes; oversubscribed threads are 10-20x slower)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
@@ -80,7 +82,9 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600, env: di
 def train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) come before overrides
     overrides = [a for a in args if not a.startswith("-")]
-    return run_module("fmnist_scaling.train", *flags, "trainer.enable_progress_bar=false", *overrides, cwd=cwd, **kwargs)
+    return run_module(
+        "fmnist_scaling.train", *flags, "trainer.enable_progress_bar=false", *overrides, cwd=cwd, **kwargs
+    )
 
 
 def read_metrics(run_dir: Path) -> dict:

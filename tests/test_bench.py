@@ -12,12 +12,19 @@ pytestmark = pytest.mark.real_data
 
 def test_quick_benchmark_writes_every_field(tmp_path, real_root):
     out = tmp_path / "bench.json"
-    proc = run_module("fmnist_scaling.tools.bench", "--quick", "--max-steps=20", f"--root={real_root}", f"--out={out}", cwd=tmp_path)
+    proc = run_module(
+        "fmnist_scaling.tools.bench", "--quick", "--max-steps=20", f"--root={real_root}", f"--out={out}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["median"]) == {"article", "floor", "project", "cnn_floor", "cnn"}
     for row in report["median"].values():
-        assert row["cpu_s"] > 0 and row["wall_s"] > 0 and 0 < row["first_step_s"] < row["wall_s"] and row["peak_rss_mb"] > 100
+        assert (
+            row["cpu_s"] > 0
+            and row["wall_s"] > 0
+            and 0 < row["first_step_s"] < row["wall_s"]
+            and row["peak_rss_mb"] > 100
+        )
         assert 0.0 <= row["train_acc"] <= 1.0
     assert len(report["ratios"]) == 6 and all(ratio > 0 for ratio in report["ratios"].values())
     assert "CNN: project / plain loop of the same CNN" in proc.stdout

@@ -17,7 +17,11 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-CASES = [f"{g}={o}" for g in ("data", "scaling", "model", "model/optimizer", "trainer", "logger", "callbacks") for o in options(g)]
+CASES = [
+    f"{g}={o}"
+    for g in ("data", "scaling", "model", "model/optimizer", "trainer", "logger", "callbacks")
+    for o in options(g)
+]
 CASES += [f"+experiment={o}" for o in options("experiment")]
 
 
@@ -36,14 +40,21 @@ def test_config_composes_and_instantiates(tmp_path, override):
     datamodule = instantiate(cfg.data, scaling=scaling)
     model = instantiate(cfg.model, _recursive_=False)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger), default_root_dir=str(tmp_path))
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=instantiate(cfg.logger), default_root_dir=str(tmp_path)
+    )
     assert datamodule.scaling is scaling and model.net is not None and trainer.max_epochs >= 1
     model.configure_optimizers()
 
 
 def test_defaults_are_the_reference_study(tmp_path):
     cfg = compose_in(tmp_path, [])
-    assert cfg.model.net.hidden == [1000] and cfg.model.net.activation == "relu" and cfg.model.input_norm == "none" and cfg.model.init == "default"
+    assert (
+        cfg.model.net.hidden == [1000]
+        and cfg.model.net.activation == "relu"
+        and cfg.model.input_norm == "none"
+        and cfg.model.init == "default"
+    )
     assert cfg.model.optimizer._target_ == "torch.optim.SGD" and cfg.model.optimizer.lr == 0.01
     assert cfg.model.optimizer.momentum == 0 and cfg.model.optimizer.weight_decay == 0
     assert cfg.data.batch_size == 32 and cfg.trainer.max_epochs == 5

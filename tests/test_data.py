@@ -21,7 +21,7 @@ def test_tiny_split_sizes_dtypes_and_scaling(tiny_root):
     x, y = dm.scaled("train")
     assert x.shape == (500, 784) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert dm.scaled("val")[0].shape == (100, 784) and dm.scaled("test")[0].shape == (200, 784)
-    assert 0.0 <= x.min() and x.max() == pytest.approx(250 / 255)
+    assert x.min() >= 0.0 and x.max() == pytest.approx(250 / 255)
     group = next(iter(dm.train_dataloader()))  # 16 SGD batches, scaled; the split stays uint8
     assert len(group) == 16 and len(dm.train_dataloader()) == 1  # 500 images: 16 batches in one group
     xb, yb = group[0]
@@ -83,7 +83,9 @@ def test_grouped_batches_are_the_same_batches():
 def test_eval_batches_are_in_order_and_ranks_split_the_data():
     y = torch.arange(25)
     assert torch.equal(torch.cat([b for _, b in TensorBatches(y[:, None], y, 10)]), y)
-    shards = [torch.cat([b for _, b in TensorBatches(y[:, None], y, 4, shuffle=True, rank=r, world_size=2)]) for r in (0, 1)]
+    shards = [
+        torch.cat([b for _, b in TensorBatches(y[:, None], y, 4, shuffle=True, rank=r, world_size=2)]) for r in (0, 1)
+    ]
     assert len(shards[0]) == len(shards[1]) == 13
     assert set(shards[0].tolist()) | set(shards[1].tolist()) == set(range(25))
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from fmnist_scaling.models.diagnostics import probe
 from fmnist_scaling.models.classifier import ScalingClassifier
+from fmnist_scaling.models.diagnostics import probe
 from fmnist_scaling.models.networks import CNN, MLP
 
 

@@ -7,13 +7,25 @@ from fmnist_scaling.data import sources
 from tests.conftest import make_tiny, train
 
 BAD_VALUES = [
-    ("scaling=foo", "scaling=foo is invalid: must be one of centered, max, minmax, none, per_pixel, standard", "per_pixel"),
+    (
+        "scaling=foo",
+        "scaling=foo is invalid: must be one of centered, max, minmax, none, per_pixel, standard",
+        "per_pixel",
+    ),
     ("-m scaling=max,foo", "scaling=foo is invalid", "per_pixel"),
     ("model/net=resnet", "model/net=resnet is invalid", "cnn, mlp"),
     ("model/net=cnn model.net.channels=[8,0]", "model.net.channels=[8, 0] is invalid", "integers >= 1"),
     ("model/net=cnn model.net.activation=swish", "model.net.activation='swish' is invalid", "relu, sigmoid"),
-    ("model/net=cnn +model.net.image_size=32", "input_shape=(1, 32, 32) is invalid: the images are 28 x 28", "(1, 28, 28)"),
-    ("model/net=cnn +model.net.depth=3", "model.net could not build fmnist_scaling.models.networks.CNN: TypeError", "depth"),
+    (
+        "model/net=cnn +model.net.image_size=32",
+        "input_shape=(1, 32, 32) is invalid: the images are 28 x 28",
+        "(1, 28, 28)",
+    ),
+    (
+        "model/net=cnn +model.net.depth=3",
+        "model.net could not build fmnist_scaling.models.networks.CNN: TypeError",
+        "depth",
+    ),
     ("model.init=glorot", "model.init='glorot' is invalid", "default, he, lecun"),
     ("model.input_norm=layernorm", "model.input_norm='layernorm' is invalid", "none, batchnorm"),
     ("model.hidden=[500]", "model.hidden has moved", "model.net.hidden=[500]"),

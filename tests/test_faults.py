@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_scaling.run import records
-
 from fmnist_scaling.data import sources
+from fmnist_scaling.run import records
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED
 from tests.conftest import make_tiny, read_metrics, run_module, train
 
@@ -28,7 +27,9 @@ from tests.conftest import make_tiny, read_metrics, run_module, train
 TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
 
 
-def tiny_run(tmp_path: Path, root: Path, *extra: str, run_dir: Path | None = None, **kwargs) -> tuple[subprocess.CompletedProcess, Path]:
+def tiny_run(
+    tmp_path: Path, root: Path, *extra: str, run_dir: Path | None = None, **kwargs
+) -> tuple[subprocess.CompletedProcess, Path]:
     run_dir = run_dir or tmp_path / "run"
     proc = train(*TINY, f"data.root={root}", f"hydra.run.dir={run_dir}", *extra, cwd=tmp_path, **kwargs)
     return proc, run_dir
@@ -46,8 +47,11 @@ def assert_one_line(proc: subprocess.CompletedProcess, code: int, *needles: str)
 
 def leftovers(folder: Path) -> list[Path]:
     """Temporary or empty files a crash could leave behind."""
-    return [p for p in folder.rglob("*") if p.is_file() and (p.name.endswith(".partial") or p.stat().st_size == 0)
-            and p.name != ".lock"]
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and (p.name.endswith(".partial") or p.stat().st_size == 0) and p.name != ".lock"
+    ]
 
 
 # ---- 1. integrity of the decoded cache
@@ -75,8 +79,9 @@ def damage_cache(root: Path, damage: str) -> dict[str, torch.Tensor]:
     return good
 
 
-@pytest.mark.parametrize("damage,why", [("a label", "labels outside 0..9"), ("cut in half", "unreadable"),
-                                        ("foreign file", "unreadable")])
+@pytest.mark.parametrize(
+    "damage,why", [("a label", "labels outside 0..9"), ("cut in half", "unreadable"), ("foreign file", "unreadable")]
+)
 def test_a_damaged_cache_is_detected_and_rebuilt(tiny_root, damage, why, capsys):
     good = damage_cache(tiny_root, damage)
     assert sources.prepare(str(tiny_root), local_copy=None, download=False, verify=False).startswith("data folder")
@@ -90,7 +95,9 @@ def test_a_run_on_a_damaged_cache_trains_on_the_rebuilt_data(tmp_path, tiny_root
     good = damage_cache(tiny_root, "image bytes")
     proc, run_dir = tiny_run(tmp_path, tiny_root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "is damaged (the md5 of train_images differs" in proc.stderr and "rebuilt it from the IDX files" in proc.stderr
+    assert (
+        "is damaged (the md5 of train_images differs" in proc.stderr and "rebuilt it from the IDX files" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr and read_metrics(run_dir)["status"] == "completed"
     rebuilt = sources.load(str(tiny_root), verify=False)
     assert all(torch.equal(rebuilt[k], good[k]) for k in sources.TENSORS)  # trained on the real images again
@@ -146,11 +153,27 @@ def test_many_processes_prepare_an_empty_data_folder_at_once(tmp_path):
 def test_runs_started_together_on_an_empty_data_folder(tmp_path):
     copy = tmp_path / "copy"
     make_tiny(copy, gz=True)
-    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", *TINY, "data.root=data",
-           f"data.local_copy={copy}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_scaling.train",
+        "trainer.enable_progress_bar=false",
+        *TINY,
+        "data.root=data",
+        f"data.local_copy={copy}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([*cmd, f"hydra.run.dir=run{i}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, f"hydra.run.dir=run{i}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
     assert sum("Fashion-MNIST unpacked" in err for _, err in outs) == 1
@@ -219,7 +242,10 @@ def tiny_disk(tmp_path):
     """A 2 MB file system: smaller than one checkpoint of the reference MLP (3.2 MB)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small file system here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -249,10 +275,25 @@ def test_a_full_disk_while_unpacking_the_data(tmp_path, tiny_disk):
 
 def test_ctrl_c_records_interrupted_prints_the_resume_command_and_exits_130(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", *TINY, "trainer.max_epochs=500",
-           "scaling=standard", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_scaling.train",
+        "trainer.enable_progress_bar=false",
+        *TINY,
+        "trainer.max_epochs=500",
+        "scaling=standard",
+        f"data.root={tiny_root}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (run_dir / "checkpoints" / "last.ckpt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -268,7 +309,9 @@ def test_ctrl_c_records_interrupted_prints_the_resume_command_and_exits_130(tmp_
 
     # resuming it as another experiment is refused, naming the difference; nothing is touched
     before = {p: p.read_bytes() for p in (run_dir / "metrics.json", run_dir / ".hydra" / "config.yaml")}
-    other = train(f"resume={run_dir}", *TINY, "trainer.max_epochs=500", "scaling=none", f"data.root={tiny_root}", cwd=tmp_path)
+    other = train(
+        f"resume={run_dir}", *TINY, "trainer.max_epochs=500", "scaling=none", f"data.root={tiny_root}", cwd=tmp_path
+    )
     assert_one_line(other, EXIT_BAD_INPUT, "other settings", "scaling=none (the run: standard)", "scaling=standard")
     assert all(p.read_bytes() == content for p, content in before.items())
 
@@ -281,7 +324,9 @@ def test_a_finished_run_keeps_its_recorded_config(tmp_path, tiny_root):
     # the same experiment with settings that do not change it (threads, progress bar): skipped
     again = train(f"resume={run_dir}", *TINY, "scaling=standard", "threads=1", f"data.root={tiny_root}", cwd=tmp_path)
     assert again.returncode == 0 and "already completed, skipped" in again.stdout
-    other = train(f"resume={run_dir}", *TINY, "scaling=standard", "model.optimizer.lr=0.5", f"data.root={tiny_root}", cwd=tmp_path)
+    other = train(
+        f"resume={run_dir}", *TINY, "scaling=standard", "model.optimizer.lr=0.5", f"data.root={tiny_root}", cwd=tmp_path
+    )
     assert_one_line(other, EXIT_BAD_INPUT, "model.optimizer.lr=0.5 (the run: 0.01)")
     assert {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == recorded
     assert (run_dir / "metrics.json").read_bytes() == record
@@ -324,12 +369,25 @@ def test_a_summary_is_written_for_any_mix_of_results(tmp_path):
 
     sweep = tmp_path / "sweep"
     nan, inf = float("nan"), float("inf")
-    diverged = {"status": "diverged", "final": {"train/loss": nan, "train/acc": 0.1, "test/acc": 0.1, "test/loss": inf},
-                "history": [{"epoch": 1, "step": 16, "train/loss": nan, "train/acc": 0.1}], "wall_time_s": 1.0}
-    done = {"status": "completed", "final": {"train/loss": 0.5, "train/acc": 0.8, "test/acc": 0.78, "test/loss": 0.6},
-            "history": [{"epoch": 1, "step": 16, "train/loss": 0.5, "train/acc": 0.8}], "wall_time_s": 2.0}
+    diverged = {
+        "status": "diverged",
+        "final": {"train/loss": nan, "train/acc": 0.1, "test/acc": 0.1, "test/loss": inf},
+        "history": [{"epoch": 1, "step": 16, "train/loss": nan, "train/acc": 0.1}],
+        "wall_time_s": 1.0,
+    }
+    done = {
+        "status": "completed",
+        "final": {"train/loss": 0.5, "train/acc": 0.8, "test/acc": 0.78, "test/loss": 0.6},
+        "history": [{"epoch": 1, "step": 16, "train/loss": 0.5, "train/acc": 0.8}],
+        "wall_time_s": 2.0,
+    }
     write_job(sweep, "a0", ["model.optimizer.lr=1e6", "seed=0"], diverged)
-    write_job(sweep, "a1", ["model.optimizer.lr=1e6", "seed=1"], {**diverged, "final": {**diverged["final"], "test/loss": -inf}})
+    write_job(
+        sweep,
+        "a1",
+        ["model.optimizer.lr=1e6", "seed=1"],
+        {**diverged, "final": {**diverged["final"], "test/loss": -inf}},
+    )
     write_job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], done)
     write_job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], {"status": "failed", "error": "OSError"})
     write_job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
@@ -345,8 +403,16 @@ def test_a_summary_is_written_for_any_mix_of_results(tmp_path):
 
 def test_a_sweep_where_every_seed_diverges_keeps_its_summary(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
-    proc = train("-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "scaling=none", "model.optimizer.lr=1e6",
-                 "seed=0,1", cwd=tmp_path)
+    proc = train(
+        "-m",
+        *TINY,
+        f"data.root={tiny_root}",
+        f"hydra.sweep.dir={sweep}",
+        "scaling=none",
+        "model.optimizer.lr=1e6",
+        "seed=0,1",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning: no sweep summary" not in proc.stderr
     summary = (sweep / "summary.md").read_text()
@@ -359,20 +425,44 @@ def test_a_sweep_where_every_seed_diverges_keeps_its_summary(tmp_path, tiny_root
 
 def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
     sweep = tmp_path / "sweep"
-    proc = train("-m", "hydra/launcher=submitit_local", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}",
-                 "scaling=max,standard", "seed=0", cwd=tmp_path, env={"OMP_NUM_THREADS": ""})
+    proc = train(
+        "-m",
+        "hydra/launcher=submitit_local",
+        *TINY,
+        f"data.root={tiny_root}",
+        f"hydra.sweep.dir={sweep}",
+        "scaling=max,standard",
+        "seed=0",
+        cwd=tmp_path,
+        env={"OMP_NUM_THREADS": ""},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]
     assert len(jobs) == 2 and all(r["status"] == "completed" for r in jobs)
     assert all(r["threads"] == 1 and "submitit local launcher" in r["threads_reason"] for r in jobs)
 
 
-@pytest.mark.parametrize("launcher,expected,reason", [
-    ({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 1}, "all", "joblib"),
-    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "cpus_per_task": 3}, 3, "cpus_per_task=3"),
-    ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", "cpus_per_task": 4}, 4, "cpus_per_task=4"),
-    ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"}, 1, "ray"),
-])
+@pytest.mark.parametrize(
+    "launcher,expected,reason",
+    [
+        (
+            {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 1},
+            "all",
+            "joblib",
+        ),
+        (
+            {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", "cpus_per_task": 3},
+            3,
+            "cpus_per_task=3",
+        ),
+        (
+            {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", "cpus_per_task": 4},
+            4,
+            "cpus_per_task=4",
+        ),
+        ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"}, 1, "ray"),
+    ],
+)
 def test_thread_rule_per_launcher(launcher, expected, reason):
     from omegaconf import OmegaConf
 
@@ -408,7 +498,8 @@ def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert not (elsewhere / "data").exists()  # no second copy of the data
     assert json.loads((run_dir / "checkpoints" / "evaluation.json").read_text())["test/acc"] == pytest.approx(
-        read_metrics(run_dir)["final"]["test/acc"], abs=1e-6)
+        read_metrics(run_dir)["final"]["test/acc"], abs=1e-6
+    )
 
 
 # ---- 9. what a run prints
@@ -416,8 +507,16 @@ def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
 
 def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
-    proc = run_module("fmnist_scaling.train", *TINY, "trainer.max_epochs=2", "data.steps_per_batch=4", "callbacks.progress.refresh_rate=8",
-                      f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = run_module(
+        "fmnist_scaling.train",
+        *TINY,
+        "trainer.max_epochs=2",
+        "data.steps_per_batch=4",
+        "callbacks.progress.refresh_rate=8",
+        f"data.root={tiny_root}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert out.count("GPU available") == 1 and out.count("max_epochs=2` reached") == 1
@@ -432,7 +531,10 @@ def test_paths_with_hydra_grammar_characters_work_as_typed(tmp_path, tiny_root):
     from fmnist_scaling.run.overrides import quote_paths
 
     assert quote_paths(["resume=/a/scaling=max,seed=0", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]) == [
-        "resume='/a/scaling=max,seed=0'", "scaling=max", "hydra.sweep.dir=out/${now:%H}"]
+        "resume='/a/scaling=max,seed=0'",
+        "scaling=max",
+        "hydra.sweep.dir=out/${now:%H}",
+    ]
     assert quote_paths(["ckpt_path=it's here"]) == ["ckpt_path='it\\'s here'"]
     job = tmp_path / "sweep" / "scaling=max,seed=0"
     proc, run_dir = tiny_run(tmp_path, tiny_root, run_dir=job)

@@ -12,7 +12,9 @@ from fmnist_scaling.models.networks import MLP
 from tests.conftest import read_metrics, train
 
 
-def autograd_step(net: MLP, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def autograd_step(
+    net: MLP, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     logits = net(x)
     loss = nn.functional.cross_entropy(logits, y)
     optimizer.zero_grad()
@@ -30,14 +32,14 @@ def test_fused_step_matches_autograd_and_sgd(activation, scale):
     fused = copy.deepcopy(reference)
     start = copy.deepcopy(reference)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
-    for step in range(5):
+    for _ in range(5):
         x, y = torch.rand(16, 784, dtype=torch.float64) * scale, torch.randint(0, 10, (16,))
         loss_ref, logits_ref = autograd_step(reference, optimizer, x, y)
         loss, logits = sgd_step(fused, x, y, lr=0.05)
         torch.testing.assert_close(loss, loss_ref, rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(logits, logits_ref, rtol=1e-10, atol=1e-10)
     for (name, p_ref), p, p_start in zip(reference.named_parameters(), fused.parameters(), start.parameters()):
-        torch.testing.assert_close(p, p_ref, rtol=1e-10, atol=1e-10, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(p, p_ref, rtol=1e-10, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
         assert not torch.equal(p, p_start), f"{name} did not move"
 
 
@@ -46,7 +48,7 @@ def test_fused_step_in_float32_stays_within_rounding():
     reference = MLP(784, [100], 10)
     fused = copy.deepcopy(reference)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.01)
-    for step in range(20):
+    for _ in range(20):
         x, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
         autograd_step(reference, optimizer, x, y)
         sgd_step(fused, x, y, lr=0.01)
@@ -82,8 +84,15 @@ def test_a_run_gives_the_same_results_fused_or_not(tmp_path, tiny_root):
     records = {}
     for fused in ("true", "false"):
         run_dir = tmp_path / f"fused_{fused}"
-        proc = train(f"data.root={tiny_root}", "data.verify=false", "data.val_size=100", "trainer.max_epochs=2",
-                     f"model.fused_step={fused}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        proc = train(
+            f"data.root={tiny_root}",
+            "data.verify=false",
+            "data.val_size=100",
+            "trainer.max_epochs=2",
+            f"model.fused_step={fused}",
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         records[fused] = read_metrics(run_dir)
     fused, plain = records["true"], records["false"]
@@ -95,7 +104,14 @@ def test_a_run_gives_the_same_results_fused_or_not(tmp_path, tiny_root):
 
 def test_adam_takes_the_autograd_path(tmp_path, tiny_root):
     run_dir = tmp_path / "adam"
-    proc = train(f"data.root={tiny_root}", "data.verify=false", "data.val_size=100", "trainer.max_epochs=1",
-                 "model/optimizer=adam", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train(
+        f"data.root={tiny_root}",
+        "data.verify=false",
+        "data.val_size=100",
+        "trainer.max_epochs=1",
+        "model/optimizer=adam",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_metrics(run_dir)["train_step"] == "autograd (optimizer Adam (fused: plain SGD))"

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from fmnist_scaling.data.datamodule import FashionMNISTDataModule
-from fmnist_scaling.run.migrate import upgrade_hparams
+from fmnist_scaling.data.scaling import PerPixelStandardize
 from fmnist_scaling.models.classifier import ScalingClassifier
 from fmnist_scaling.models.networks import CNN, MLP, initialize
-from fmnist_scaling.data.scaling import PerPixelStandardize
+from fmnist_scaling.run.migrate import upgrade_hparams
 from tests.conftest import read_metrics, run_module, train
 
 TINY = ["data.verify=false", "data.val_size=100", "trainer.max_epochs=2"]
@@ -20,14 +20,22 @@ TINY = ["data.verify=false", "data.val_size=100", "trainer.max_epochs=2"]
 
 @pytest.fixture(scope="module")
 def arch_sweep(tmp_path_factory):
-    from tests.conftest import make_tiny
     from fmnist_scaling.data import sources
+    from tests.conftest import make_tiny
 
     tmp = tmp_path_factory.mktemp("arch")
     make_tiny(sources.raw_folder(tmp / "tiny"))
     sweep_dir = tmp / "sweep"
-    proc = train("-m", "+experiment=architectures", "scaling=none,max", "seed=0", f"data.root={tmp / 'tiny'}", *TINY,
-                 f"hydra.sweep.dir={sweep_dir}", cwd=tmp)
+    proc = train(
+        "-m",
+        "+experiment=architectures",
+        "scaling=none,max",
+        "seed=0",
+        f"data.root={tmp / 'tiny'}",
+        *TINY,
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, sweep_dir
 
@@ -39,15 +47,23 @@ def job(sweep_dir, arch, scaling):
 @pytest.mark.parametrize("arch", ["mlp", "mlp_bn", "cnn", "mlp_he"])
 def test_every_network_trains_with_two_scalings(arch_sweep, arch):
     _, sweep_dir = arch_sweep
-    expected = {"mlp": ("MLP", "none", "default"), "mlp_bn": ("MLP", "batchnorm", "default"),
-                "cnn": ("CNN", "none", "default"), "mlp_he": ("MLP", "none", "he")}[arch]
+    expected = {
+        "mlp": ("MLP", "none", "default"),
+        "mlp_bn": ("MLP", "batchnorm", "default"),
+        "cnn": ("CNN", "none", "default"),
+        "mlp_he": ("MLP", "none", "he"),
+    }[arch]
     for scaling in ("none", "max"):
         record = read_metrics(job(sweep_dir, arch, scaling))
         assert record["status"] == "completed"
         network = record["network"]
         assert (network["class"], network["input_norm"], network["init"]) == expected
         assert network["input_shape"] == ([1, 28, 28] if arch == "cnn" else [784])
-        assert record["train_step"] == "fused" if arch in ("mlp", "mlp_he") else record["train_step"].startswith("autograd (")
+        assert (
+            record["train_step"] == "fused"
+            if arch in ("mlp", "mlp_he")
+            else record["train_step"].startswith("autograd (")
+        )
         first = record["history"][0]
         assert 0.0 <= first["diag/dead_frac"] <= 1.0 and first["diag/preact_std"] > 0
         assert any(k.startswith("diag/grad_norm/layers.") for k in first)
@@ -95,16 +111,29 @@ OWN_NET = '''
 def test_a_network_from_outside_the_package_is_one_class_and_one_yaml(tmp_path, tiny_root):
     (tmp_path / "blob_net.py").write_text(textwrap.dedent(OWN_NET))
     (tmp_path / "conf" / "model" / "net").mkdir(parents=True)
-    (tmp_path / "conf" / "model" / "net" / "blob.yaml").write_text("_target_: blob_net.Blob\nchannels: 6\nnum_classes: ${..num_classes}\n")
+    (tmp_path / "conf" / "model" / "net" / "blob.yaml").write_text(
+        "_target_: blob_net.Blob\nchannels: 6\nnum_classes: ${..num_classes}\n"
+    )
     run_dir = tmp_path / "run"
-    proc = train(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model/net=blob", "scaling=standard", f"data.root={tiny_root}",
-                 *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train(
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "model/net=blob",
+        "scaling=standard",
+        f"data.root={tiny_root}",
+        *TINY,
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = read_metrics(run_dir)
-    assert record["status"] == "completed" and record["network"]["class"] == "Blob" and record["network"]["net"] == "blob"
+    assert (
+        record["status"] == "completed" and record["network"]["class"] == "Blob" and record["network"]["net"] == "blob"
+    )
     assert record["train_step"].startswith("autograd (network Blob")
     final = record["final"]
-    assert {"diag/grad_norm/conv.weight", "diag/weight_norm/head.bias", "diag/dead_frac", "diag/preact_std"} <= set(final)
+    assert {"diag/grad_norm/conv.weight", "diag/weight_norm/head.bias", "diag/dead_frac", "diag/preact_std"} <= set(
+        final
+    )
     proc = run_module("fmnist_scaling.evaluate", f"ckpt_path={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluation = json.loads((run_dir / "checkpoints" / "evaluation.json").read_text())
@@ -119,7 +148,9 @@ def test_a_network_from_outside_the_package_is_one_class_and_one_yaml(tmp_path, 
 
 def test_the_data_gives_each_network_its_shape_with_the_same_scaling(tiny_root):
     flat = FashionMNISTDataModule(PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100)
-    image = FashionMNISTDataModule(PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100, input_shape=(1, 28, 28))
+    image = FashionMNISTDataModule(
+        PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100, input_shape=(1, 28, 28)
+    )
     for data in (flat, image):
         data.prepare_data()
         data.setup("fit")
@@ -154,12 +185,20 @@ def test_the_default_mlp_is_drawn_as_before():
     model = ScalingClassifier()
     torch.manual_seed(3)
     plain = torch.nn.Sequential(torch.nn.Linear(784, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 10))
-    assert torch.equal(model.net.layers.fc1.weight, plain[0].weight) and torch.equal(model.net.layers.out.bias, plain[2].bias)
+    assert torch.equal(model.net.layers.fc1.weight, plain[0].weight) and torch.equal(
+        model.net.layers.out.bias, plain[2].bias
+    )
 
 
 def test_a_checkpoint_from_before_networks_were_a_config_loads():
-    old = {"in_features": 784, "hidden": [50], "num_classes": 10, "activation": "tanh",
-           "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.01}, "fused_step": True}
+    old = {
+        "in_features": 784,
+        "hidden": [50],
+        "num_classes": 10,
+        "activation": "tanh",
+        "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.01},
+        "fused_step": True,
+    }
     model = ScalingClassifier(**upgrade_hparams(old))
     assert isinstance(model.net, MLP) and model.net.activation == "tanh" and model.net.layers.fc1.out_features == 50
     assert upgrade_hparams(model.hparams) == model.hparams  # a new one is left as it is

@@ -17,13 +17,26 @@ SHORT = ["trainer.limit_train_batches=200"]
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, real_root):
     sweep = tmp_path / "sweep"
-    proc = train("-m", "scaling=none", "model.optimizer.lr=1e6,1e-2", "seed=0", "trainer.max_epochs=1", "trainer.limit_train_batches=50",
-                 f"data.root={real_root}", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = train(
+        "-m",
+        "scaling=none",
+        "model.optimizer.lr=1e6,1e-2",
+        "seed=0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=50",
+        f"data.root={real_root}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    diverged = read_metrics(sweep / "model.optimizer.lr=1000000.0,scaling=none,seed=0,trainer.limit_train_batches=50,trainer.max_epochs=1")
+    diverged = read_metrics(
+        sweep / "model.optimizer.lr=1000000.0,scaling=none,seed=0,trainer.limit_train_batches=50,trainer.max_epochs=1"
+    )
     assert diverged["status"] == "diverged"
     assert diverged["diverged_at"]["epoch"] == 0 and diverged["diverged_at"]["step"] <= 5  # measured: within 3 steps
-    finite = read_metrics(sweep / "model.optimizer.lr=0.01,scaling=none,seed=0,trainer.limit_train_batches=50,trainer.max_epochs=1")
+    finite = read_metrics(
+        sweep / "model.optimizer.lr=0.01,scaling=none,seed=0,trainer.limit_train_batches=50,trainer.max_epochs=1"
+    )
     assert finite["status"] == "completed"
     with open(sweep / "summary.csv") as f:
         rows = {r["model.optimizer.lr"]: r for r in csv.DictReader(f)}
@@ -35,7 +48,14 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, real_root):
     reference = tmp_path / "reference"
     assert train(*args, f"hydra.run.dir={reference}", cwd=tmp_path).returncode == 0
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", *args, f"hydra.run.dir={killed}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_scaling.train",
+        "trainer.enable_progress_bar=false",
+        *args,
+        f"hydra.run.dir={killed}",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
@@ -62,8 +82,15 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, real_root):
 
 
 def test_two_runs_started_together_get_their_own_folders(tmp_path, real_root):
-    cmd = [sys.executable, "-m", "fmnist_scaling.train", "trainer.enable_progress_bar=false", "trainer=debug",
-           "trainer.limit_train_batches=5", f"data.root={real_root}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_scaling.train",
+        "trainer.enable_progress_bar=false",
+        "trainer=debug",
+        "trainer.limit_train_batches=5",
+        f"data.root={real_root}",
+    ]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     runs = sorted((tmp_path / "lightning_logs" / "runs").iterdir())

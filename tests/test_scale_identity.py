@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fmnist_scaling.models import fused
-from fmnist_scaling.models.networks import first_weighted as first_linear
-from fmnist_scaling.models.classifier import ScalingClassifier
 from fmnist_scaling.data.scaling import MaxScaling, NoScaling
+from fmnist_scaling.models import fused
+from fmnist_scaling.models.classifier import ScalingClassifier
+from fmnist_scaling.models.networks import first_weighted as first_linear
 
 C = 255.0
 STEPS, BATCH, LR = 200, 32, 1e-2
@@ -92,8 +92,12 @@ def test_the_options_reach_the_run_and_bad_values_are_refused(tmp_path):
     from tests.conftest import train as run
 
     proc = run("model.first_layer_lr_scale=0", "data.root=unused", cwd=tmp_path)
-    assert proc.returncode == 2 and "model.first_layer_lr_scale=0 is invalid: must be a finite number > 0" in proc.stderr
+    assert (
+        proc.returncode == 2 and "model.first_layer_lr_scale=0 is invalid: must be a finite number > 0" in proc.stderr
+    )
     net = ScalingClassifier(first_layer_lr_scale=4.0)
     groups = net.configure_optimizers().param_groups
-    assert [g["lr"] for g in groups] == [pytest.approx(0.04), 0.01] and groups[0]["params"][0] is net.net.layers.fc1.weight
+    assert [g["lr"] for g in groups] == [pytest.approx(0.04), 0.01] and groups[0]["params"][
+        0
+    ] is net.net.layers.fc1.weight
     assert len(ScalingClassifier().configure_optimizers().param_groups) == 1  # the default: one group, as before

@@ -23,7 +23,12 @@ def test_power_iteration_finds_the_largest_eigenvalue():
 
 @pytest.mark.parametrize(
     ("family", "init", "lr", "max_value"),
-    [("input", 1.0, 1.0, 255 / 64), ("equivalent", 64, 64**2, 255.0), ("init_only", 64, 1.0, 255.0), ("lr_only", 1.0, 64**2, 255.0)],
+    [
+        ("input", 1.0, 1.0, 255 / 64),
+        ("equivalent", 64, 64**2, 255.0),
+        ("init_only", 64, 1.0, 255.0),
+        ("lr_only", 1.0, 64**2, 255.0),
+    ],
 )
 def test_each_way_of_applying_a_gain_composes_to_its_parameters(family, init, lr, max_value):
     cfg = threshold.compose(["+experiment=scale_law", f"gain_as={family}", "gain=64"])
@@ -36,15 +41,21 @@ def test_a_gain_of_zero_is_refused_by_name(tmp_path):
 
     proc = train("+experiment=scale_law", "gain=0", "data.root=unused", cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: gain=0 is invalid: must be a finite number > 0 (the input gain; 255: raw pixels)"
+    assert (
+        proc.stderr.strip() == "error: gain=0 is invalid: must be a finite number > 0 (the input gain; 255: raw pixels)"
+    )
 
 
 def fake_job(sweep, family, gain, acc, dead, std):
     job = sweep / f"gain={gain},gain_as={family}"
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"gain_as={family}", f"gain={gain}"]))
-    record = {"status": "completed", "final": {"val/acc": acc, "diag/dead_frac": dead}, "initial": {"diag/preact_std": std},
-              "history": [{"epoch": 1, "val/acc": acc}]}
+    record = {
+        "status": "completed",
+        "final": {"val/acc": acc, "diag/dead_frac": dead},
+        "initial": {"diag/preact_std": std},
+        "history": [{"epoch": 1, "val/acc": acc}],
+    }
     (job / "metrics.json").write_text(json.dumps(record))
 
 
@@ -97,14 +108,27 @@ def test_the_threshold_is_the_first_broken_lr_above_one_that_learned(tiny_root):
 
 
 def test_the_command_writes_its_table(tiny_root, tmp_path):
-    proc = run_module("fmnist_scaling.tools.threshold", "--cases", "none", "max", "--seeds", "0", "--out", str(tmp_path / "out"),
-                      f"data.root={tiny_root}", *TINY, cwd=tmp_path)
+    proc = run_module(
+        "fmnist_scaling.tools.threshold",
+        "--cases",
+        "none",
+        "max",
+        "--seeds",
+        "0",
+        "--out",
+        str(tmp_path / "out"),
+        f"data.root={tiny_root}",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = (tmp_path / "out" / "threshold.md").read_text()
     assert table.startswith("| case | λ of E[x xᵀ] |") and "| none |" in table and "| max |" in table
     assert "λ spans 4.8 decades" in table  # 255² between none and max
     data = json.loads((tmp_path / "out" / "threshold.json").read_text())
-    assert [c["case"] for c in data["cases"]] == ["none", "max"] and all(math.isfinite(c["product"]) for c in data["cases"])
+    assert [c["case"] for c in data["cases"]] == ["none", "max"] and all(
+        math.isfinite(c["product"]) for c in data["cases"]
+    )
 
 
 def test_an_unknown_case_is_refused_with_the_choices(tmp_path):

@@ -57,10 +57,14 @@ def test_per_pixel_zscore_and_eps_guard():
     train = torch.tensor([[0, 10], [0, 30], [0, 20], [1, 40]], dtype=torch.uint8)
     mode = S.PerPixelStandardize(eps=0.01).fit(train)
     # column 1: mean 25, population std sqrt(125)
-    assert mode(torch.tensor([[0, 25 + 11]], dtype=torch.uint8))[0, 1].item() == pytest.approx(11 / math.sqrt(125), rel=1e-5)
+    assert mode(torch.tensor([[0, 25 + 11]], dtype=torch.uint8))[0, 1].item() == pytest.approx(
+        11 / math.sqrt(125), rel=1e-5
+    )
     # column 0 is nearly constant (std 0.433 grey levels): the floor of 2.55 grey levels applies
     assert mode.std[0].item() == pytest.approx(2.55)
-    assert mode(torch.tensor([[255, 25]], dtype=torch.uint8))[0, 0].item() == pytest.approx((255 - 0.25) / 2.55, rel=1e-5)
+    assert mode(torch.tensor([[255, 25]], dtype=torch.uint8))[0, 0].item() == pytest.approx(
+        (255 - 0.25) / 2.55, rel=1e-5
+    )
     unguarded = S.PerPixelStandardize(eps=1e-9).fit(train)
     assert unguarded(torch.tensor([[255, 25]], dtype=torch.uint8))[0, 0].item() > 500  # what the floor prevents
 

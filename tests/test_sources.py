@@ -27,7 +27,9 @@ def test_nothing_anywhere_says_what_was_tried_and_how_to_fix(tmp_path):
 def test_files_that_are_not_fashion_mnist_are_rejected_by_checksum(tmp_path):
     root = tmp_path / "data"
     make_tiny(sources.raw_folder(root))
-    with pytest.raises(sources.DataError, match=r"train-images-idx3-ubyte is not the Fashion-MNIST file .*data.verify=false"):
+    with pytest.raises(
+        sources.DataError, match=r"train-images-idx3-ubyte is not the Fashion-MNIST file .*data.verify=false"
+    ):
         sources.prepare(str(root), local_copy=None, download=False, verify=True)
 
 

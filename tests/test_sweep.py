@@ -17,7 +17,9 @@ SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=30"]
 def sweep(tmp_path_factory, real_root):
     tmp = tmp_path_factory.mktemp("sweep")
     sweep_dir = tmp / "sweep"
-    proc = train("-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}", cwd=tmp)
+    proc = train(
+        "-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}", cwd=tmp
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep_dir, proc.stdout
 
@@ -31,7 +33,11 @@ def rows(path):
 def test_sweep_makes_named_jobs_and_a_summary_of_their_means(sweep):
     sweep_dir, stdout = sweep
     jobs = sorted(p.name for p in sweep_dir.iterdir() if (p / "metrics.json").is_file())
-    assert jobs == [f"scaling={m},seed={s},trainer.limit_train_batches=30,trainer.max_epochs=1" for m in ("max", "none") for s in (0, 1)]
+    assert jobs == [
+        f"scaling={m},seed={s},trainer.limit_train_batches=30,trainer.max_epochs=1"
+        for m in ("max", "none")
+        for s in (0, 1)
+    ]
     summary = rows(sweep_dir / "summary.csv")
     assert set(summary) == {"none", "max"}
     for mode, row in summary.items():
@@ -39,7 +45,9 @@ def test_sweep_makes_named_jobs_and_a_summary_of_their_means(sweep):
         accs = [m["final"]["test/acc"] for m in metrics]
         assert float(row["test_acc"]) == pytest.approx(statistics.fmean(accs), abs=1e-9)
         assert float(row["test_acc_std"]) == pytest.approx(statistics.stdev(accs), abs=1e-9)
-        assert float(row["dead_frac"]) == pytest.approx(statistics.fmean(m["final"]["diag/dead_frac"] for m in metrics), abs=1e-9)
+        assert float(row["dead_frac"]) == pytest.approx(
+            statistics.fmean(m["final"]["diag/dead_frac"] for m in metrics), abs=1e-9
+        )
         assert row["runs"] == "2"
     assert float(summary["max"]["val_acc"]) > float(summary["none"]["val_acc"])
     assert (sweep_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -62,7 +70,15 @@ def test_report_rebuilds_the_same_summary(sweep):
 def test_rerun_of_a_finished_sweep_skips_every_job(sweep, real_root):
     sweep_dir, _ = sweep
     before = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
-    proc = train("-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}", cwd=sweep_dir.parent)
+    proc = train(
+        "-m",
+        "scaling=none,max",
+        "seed=0,1",
+        *SHORT,
+        f"data.root={real_root}",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=sweep_dir.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("already completed, skipped") == 4
     assert before == {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
@@ -74,7 +90,15 @@ def test_rerun_of_an_interrupted_sweep_resumes_only_the_unfinished_job(sweep, re
     job = sweep_dir / f"scaling=max,seed=1,{SHORT[1]},{SHORT[0]}"
     record = read_metrics(job)
     (job / "metrics.json").write_text(json.dumps({**record, "status": "running"}))  # as if killed
-    proc = train("-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}", cwd=sweep_dir.parent)
+    proc = train(
+        "-m",
+        "scaling=none,max",
+        "seed=0,1",
+        *SHORT,
+        f"data.root={real_root}",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=sweep_dir.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("already completed, skipped") == 3
     assert f"resuming {job}" in proc.stdout
@@ -91,8 +115,16 @@ def test_report_on_a_folder_without_jobs(tmp_path):
 @pytest.mark.real_data
 def test_parallel_launcher_runs_two_jobs_with_one_thread_each(tmp_path, real_root):
     sweep_dir = tmp_path / "par"
-    proc = train("-m", "+launcher=parallel", "scaling=max,standard", "seed=0", *SHORT, f"data.root={real_root}",
-                 f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    proc = train(
+        "-m",
+        "+launcher=parallel",
+        "scaling=max,standard",
+        "seed=0",
+        *SHORT,
+        f"data.root={real_root}",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [read_metrics(p.parent) for p in sweep_dir.glob("*/metrics.json")]
     assert len(records) == 2 and all(r["status"] == "completed" and r["threads"] == 1 for r in records)
@@ -102,7 +134,9 @@ def test_parallel_launcher_runs_two_jobs_with_one_thread_each(tmp_path, real_roo
 
 def test_slurm_launcher_config_composes():
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["+launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True)
+        cfg = compose(
+            "train", overrides=["+launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4 and launcher.nodes == 2

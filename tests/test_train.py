@@ -10,7 +10,14 @@ from tests.conftest import read_metrics, train
 
 def one_epoch(tmp_path: Path, real_root: Path, scaling: str, *extra: str) -> tuple[Path, dict, str]:
     run_dir = tmp_path / scaling
-    proc = train(f"scaling={scaling}", "trainer.max_epochs=1", f"data.root={real_root}", f"hydra.run.dir={run_dir}", *extra, cwd=tmp_path)
+    proc = train(
+        f"scaling={scaling}",
+        "trainer.max_epochs=1",
+        f"data.root={real_root}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, read_metrics(run_dir), proc.stdout
 
@@ -61,8 +68,17 @@ def test_ddp_on_two_cpu_processes(tmp_path, real_root):
     """accelerator/strategy come from the command line only; each rank takes its own shard and
     one rank writes the results."""
     run_dir = tmp_path / "ddp"
-    proc = train("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "threads=1", "trainer.max_epochs=1",
-                 "trainer.limit_train_batches=5", f"data.root={real_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = train(
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "threads=1",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=5",
+        f"data.root={real_root}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run ") == 1  # one summary, from rank 0
     metrics = read_metrics(run_dir)

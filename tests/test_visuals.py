@@ -14,8 +14,14 @@ pytestmark = pytest.mark.real_data
 def run(tmp_path_factory, real_root):
     tmp = tmp_path_factory.mktemp("visuals")
     run_dir = tmp / "run"
-    proc = train("scaling=standard", "trainer.max_epochs=2", "trainer.limit_train_batches=100", f"data.root={real_root}",
-                 f"hydra.run.dir={run_dir}", cwd=tmp)
+    proc = train(
+        "scaling=standard",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=100",
+        f"data.root={real_root}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "histograms": 0, "scalars": 0, "tensors": 0})
     return run_dir, events.Reload()
@@ -25,14 +31,23 @@ def test_input_pictures_diagnostic_histograms_and_confusion_matrix(run):
     _, events = run
     tags = events.Tags()
     assert {"inputs/images", "test/confusion_matrix"} <= set(tags["images"])
-    assert {"inputs/values", "hist/preact/layers.fc1", "hist/activation/layers.act1", "hist/weight/layers.fc1"} <= set(tags["histograms"])
+    assert {"inputs/values", "hist/preact/layers.fc1", "hist/activation/layers.act1", "hist/weight/layers.fc1"} <= set(
+        tags["histograms"]
+    )
     assert len(events.Histograms("hist/preact/layers.fc1")) == 3  # step 0 and after each of the 2 epochs
     grid = events.Images("inputs/images")[0]
     assert (grid.width, grid.height) == (112, 112)  # 4 x 4 images of 28 x 28
     values = events.Histograms("inputs/values")[0].histogram_value
     assert values.min < -0.5 and 2.0 < values.max < 3.0  # standardized pixels: about -0.8 .. 2.0
     assert {"inputs/min", "inputs/max", "inputs/mean", "inputs/std"} <= set(tags["scalars"])
-    assert {"diag/dead_frac", "diag/preact_std", "diag/grad_norm/layers.fc1.weight", "train/acc", "val/acc", "train_full/acc"} <= set(tags["scalars"])
+    assert {
+        "diag/dead_frac",
+        "diag/preact_std",
+        "diag/grad_norm/layers.fc1.weight",
+        "train/acc",
+        "val/acc",
+        "train_full/acc",
+    } <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("diag/preact_std")][0] == 0  # measured at step 0 too
 
 

@@ -95,7 +95,10 @@ class ScalingClassifier(L.LightningModule):
         self.loss_fn = nn.CrossEntropyLoss()
         # validate_args=False: the checks cost a host sync per update
         self.accuracy = nn.ModuleDict(
-            {f"{name}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False) for name in ("train", *EVAL_SPLITS)}
+            {
+                f"{name}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+                for name in ("train", *EVAL_SPLITS)
+            }
         )
         self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not be dropped
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -109,8 +112,12 @@ class ScalingClassifier(L.LightningModule):
     # ---- training
     def on_train_start(self) -> None:
         trainer = self.trainer
-        self.choose_step(self.optimizers().optimizer, world_size=trainer.world_size, precision=trainer.precision,
-                         detect_anomaly=getattr(trainer, "_detect_anomaly", False))
+        self.choose_step(
+            self.optimizers().optimizer,
+            world_size=trainer.world_size,
+            precision=trainer.precision,
+            detect_anomaly=getattr(trainer, "_detect_anomaly", False),
+        )
 
     def on_train_epoch_start(self) -> None:
         self._last_batch = self.trainer.num_training_batches - 1
@@ -197,7 +204,13 @@ class ScalingClassifier(L.LightningModule):
         logits = self(x)
         self.accuracy[f"{name}_acc"].update(logits, y)
         # sync_dist: under DDP the epoch's mean loss over every rank's shard (once per epoch)
-        kwargs = {"on_step": False, "on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False, "sync_dist": True}
+        kwargs = {
+            "on_step": False,
+            "on_epoch": True,
+            "batch_size": len(y),
+            "add_dataloader_idx": False,
+            "sync_dist": True,
+        }
         self.log(f"{name}/loss", self.loss_fn(logits, y), **kwargs)
         self.log(f"{name}/acc", self.accuracy[f"{name}_acc"], **kwargs)
         return logits
@@ -226,7 +239,6 @@ class ScalingClassifier(L.LightningModule):
         rest = [p for p in self.parameters() if p is not first]
         groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
         return instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra's conversion
-
 
 
 def _plain(config: Any) -> dict[str, Any] | None:

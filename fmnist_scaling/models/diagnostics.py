@@ -51,7 +51,9 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dic
     seen: list[tuple[str, nn.Module, Tensor]] = []
     names = {module: name.removeprefix("net.") for name, module in model.named_modules()}
     leaves = [m for m in model.modules() if not list(m.children())]
-    hooks = [m.register_forward_hook(lambda module, args, out: seen.append((names[module], module, out))) for m in leaves]
+    hooks = [
+        m.register_forward_hook(lambda module, args, out: seen.append((names[module], module, out))) for m in leaves
+    ]
     params = {name.removeprefix("net."): p for name, p in model.named_parameters() if p.requires_grad}
     modes = {m: m.training for m in model.modules()}
     norms = {m: m.momentum for m in model.modules() if isinstance(m, _BATCH_NORMS)}
@@ -132,7 +134,9 @@ class Diagnostics(L.Callback):
                 for tag, values in tensors.items():
                     values = values[torch.isfinite(values)]  # a diverged run's NaN/inf: no bins to put them in
                     if values.numel():
-                        writer.add_histogram(f"hist/{tag}", values.float().cpu(), trainer.global_step, bins=HISTOGRAM_BINS)
+                        writer.add_histogram(
+                            f"hist/{tag}", values.float().cpu(), trainer.global_step, bins=HISTOGRAM_BINS
+                        )
         return {f"diag/{k}": v for k, v in scalars.items()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -41,8 +41,14 @@ ACTIVATION_GRADS = {"relu": _relu_grad, "sigmoid": _sigmoid_grad, "tanh": _tanh_
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
 
-def why_not_fused(net: nn.Module, optimizer: torch.optim.Optimizer, *, world_size: int = 1, precision: str = "32-true",
-                  detect_anomaly: bool = False) -> str | None:
+def why_not_fused(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    world_size: int = 1,
+    precision: str = "32-true",
+    detect_anomaly: bool = False,
+) -> str | None:
     """``None`` when :func:`sgd_step` makes the same update as autograd and ``optimizer``, else why not."""
     if type(net) is not MLP:  # a subclass may change what the step does
         return f"network {type(net).__name__} (fused: the MLP)"
@@ -93,7 +99,9 @@ def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float, first_weight_lr: float |
         linear = linears[i]
         # the gradient for the layer below uses this layer's weights before their update
         below = activation_grad(grad @ linear.weight, inputs[i]) if i > 0 else None
-        linear.weight.addmm_(grad.t(), inputs[i], alpha=-(first_weight_lr if i == 0 and first_weight_lr is not None else lr))
+        linear.weight.addmm_(
+            grad.t(), inputs[i], alpha=-(first_weight_lr if i == 0 and first_weight_lr is not None else lr)
+        )
         linear.bias.sub_(grad.sum(0), alpha=lr)
         grad = below
     return loss, logits

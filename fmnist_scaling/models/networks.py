@@ -112,8 +112,12 @@ def first_weighted(net: nn.Module) -> nn.Module:
     hooks = [m.register_forward_hook(lambda module, args, out: reached.append(module)) for m in leaves]
     modes = {m: m.training for m in net.modules()}
     param = next(net.parameters(), None)
-    zeros = torch.zeros(2, *input_shape_of(net), device=param.device if param is not None else None,
-                        dtype=param.dtype if param is not None else None)
+    zeros = torch.zeros(
+        2,
+        *input_shape_of(net),
+        device=param.device if param is not None else None,
+        dtype=param.dtype if param is not None else None,
+    )
     try:
         net.eval()
         with torch.no_grad():

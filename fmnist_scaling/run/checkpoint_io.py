@@ -37,7 +37,10 @@ def find_checkpoint(ckpt_path: str) -> Path:
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path!r} is invalid: no checkpoint file or run directory (with checkpoints/last.ckpt) there")
+        raise ConfigError(
+            f"ckpt_path={ckpt_path!r} is invalid: "
+            "no checkpoint file or run directory (with checkpoints/last.ckpt) there"
+        )
     return path
 
 
@@ -46,7 +49,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ConfigError(f"{path} is not a checkpoint that loads with weights_only=True ({type(err).__name__})") from None
+        raise ConfigError(
+            f"{path} is not a checkpoint that loads with weights_only=True ({type(err).__name__})"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ConfigError(f"{path} is not a checkpoint of fmnist_scaling (no state_dict / hyper_parameters in it)")
     return checkpoint

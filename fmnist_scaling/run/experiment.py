@@ -89,7 +89,9 @@ def check_same_experiment(
         return
     now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), upgrade_config(_flat(previous["config"]))
     differs = sorted(
-        k for k in now.keys() | then.keys() if now.get(k) != then.get(k) and not harmless(k) and (k in then or k in set_now)
+        k
+        for k in now.keys() | then.keys()
+        if now.get(k) != then.get(k) and not harmless(k) and (k in then or k in set_now)
     )
     if not differs:
         return
@@ -123,4 +125,6 @@ def chosen_groups() -> dict[str, str]:
     """The config-group choices of the run Hydra is running (``scaling: max``), Hydra's own left out."""
     from hydra.core.hydra_config import HydraConfig
 
-    return {g: str(c) for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra/") and c is not None}
+    return {
+        g: str(c) for g, c in HydraConfig.get().runtime.choices.items() if not g.startswith("hydra/") and c is not None
+    }

@@ -60,7 +60,11 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     if "net" in hparams or not any(k in hparams for k in _MLP_KEYS):
         return hparams
     rest = {k: v for k, v in hparams.items() if k not in _MLP_KEYS}
-    net = {"_target_": _MLP, **{k: hparams[k] for k in _MLP_KEYS if k in hparams}, "num_classes": hparams.get("num_classes", 10)}
+    net = {
+        "_target_": _MLP,
+        **{k: hparams[k] for k in _MLP_KEYS if k in hparams},
+        "num_classes": hparams.get("num_classes", 10),
+    }
     return {**rest, "net": net}
 
 

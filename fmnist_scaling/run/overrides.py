@@ -25,7 +25,13 @@ def quote_paths(argv: list[str]) -> list[str]:
     quoted = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and key.lstrip("+~") in PATH_KEYS and _SPECIAL.search(value) and "${" not in value and value[:1] not in "'\"":
+        if (
+            eq
+            and key.lstrip("+~") in PATH_KEYS
+            and _SPECIAL.search(value)
+            and "${" not in value
+            and value[:1] not in "'\""
+        ):
             value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
             arg = f"{key}={value}"
         quoted.append(arg)
@@ -42,7 +48,7 @@ def unknown_choice(argv: list[str], conf_dir: Path) -> str | None:
             paths = [p.strip(" '\"") for p in arg.partition("=")[2].strip("[]").split(",")]
             if any(not p.startswith("file://") for p in paths if p):
                 return None
-            folders += [Path(p[len("file://"):]) for p in paths if p]
+            folders += [Path(p[len("file://") :]) for p in paths if p]
     for arg in argv:
         key, eq, value = arg.partition("=")
         group = key.lstrip("+~")

@@ -41,18 +41,25 @@ class StepProgressBar(TQDMProgressBar):
         self.train_progress_bar.unit = "step"
         self._epoch_first_step, self._shown = trainer.global_step, 0
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         bar = self.train_progress_bar
         done = trainer.global_step - self._epoch_first_step
-        if bar is None or not self.is_enabled or (done - self._shown < self.refresh_rate and done < (bar.total or math.inf)):
+        if (
+            bar is None
+            or not self.is_enabled
+            or (done - self._shown < self.refresh_rate and done < (bar.total or math.inf))
+        ):
             return
         bar.n = done
         bar.refresh()
         bar.set_postfix(self.get_metrics(trainer, pl_module))
         self._shown = done
 
-    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
-                                  dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         # Lightning's, with the pass's name ("val", "train_full") for "Validation DataLoader <i>"
         if not self.has_dataloader_changed(dataloader_idx):
             return
@@ -60,8 +67,9 @@ class StepProgressBar(TQDMProgressBar):
         name = names[dataloader_idx] if dataloader_idx < len(names) else f"validation loader {dataloader_idx}"
         _restart(self.val_progress_bar, self.total_val_batches_current_dataloader, f"Evaluating on {name}")
 
-    def on_test_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int,
-                            dataloader_idx: int = 0) -> None:
+    def on_test_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self.has_dataloader_changed(dataloader_idx):
             _restart(self.test_progress_bar, self.total_test_batches_current_dataloader, "Evaluating on test")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.models.diagnostics import Diagnostics
 from fmnist_scaling.models.networks import first_weighted
@@ -17,16 +18,35 @@ from fmnist_scaling.run import records
 
 class RunRecorder(L.Callback):
     """Collects each epoch's logged metrics into ``history`` and writes the run's record after
-    each one, so a killed run keeps its finished epochs.
+    each one, so a killed run keeps its finished epochs, and the final record (:meth:`finish`).
 
-    ``fields``: what the record says of the run from the start (status, config, overrides, ...);
-    :meth:`attach` adds the trainer and the model it reads the device, the step and the
-    diagnostics from. Its state travels in checkpoints: a resumed run continues the same history.
+    Made with what the record says of the run from the start (its config, overrides, group
+    choices, threads); :meth:`attach` adds the trainer and the model it reads the device, the
+    step and the diagnostics from. Its state travels in checkpoints: a resumed run continues the
+    same history.
     """
 
-    def __init__(self, run_dir: Path | None = None, fields: dict[str, Any] | None = None, start: float | None = None) -> None:
-        self.run_dir, self.fields = run_dir, dict(fields or {})
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        cfg: DictConfig | None = None,
+        overrides: list[str] | None = None,
+        choices: dict[str, str] | None = None,
+        threads_reason: str = "torch's default",
+        start: float | None = None,
+    ) -> None:
+        self.run_dir = run_dir
         self.start = time.perf_counter() if start is None else start
+        #: what the record says of the run from the start
+        self.fields = {
+            "status": "running",
+            "run_dir": str(run_dir),
+            "overrides": list(overrides or []),
+            "choices": dict(choices or {}),
+            "threads": torch.get_num_threads(),
+            "threads_reason": threads_reason,
+            "config": OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {},
+        }
         self.history: list[dict[str, float]] = []
         self.first_step_at: float | None = None  # Unix time: start-up cost, for the benchmark
         self._epoch_start, self._train_end = 0.0, None
@@ -74,8 +94,22 @@ class RunRecorder(L.Callback):
             records.write(self.run_dir, snapshot)
         return snapshot
 
+    def finish(self, tested: list[dict[str, float]], num_classes: int) -> dict[str, Any]:
+        """Write the final record: the last epoch's metrics and the test's (``tested``, as
+        ``Trainer.test`` returns them), the status (``completed`` or ``diverged``), collapse."""
+        final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if "/" in k}
+        final |= {k: float(v) for k, v in (tested[0] if tested else {}).items() if "/" in k}
+        return self.write(
+            status="diverged" if self._model.diverged_at else "completed",
+            collapsed=records.is_collapsed(final, num_classes),
+            diverged_at=self._model.diverged_at,
+            final=final,
+        )
+
     # ---- hooks
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self.first_step_at is None:
             self.first_step_at = time.time()
 

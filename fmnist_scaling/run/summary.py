@@ -11,7 +11,15 @@ from fmnist_scaling.run import records
 from fmnist_scaling.utils.log import log
 
 #: Final metrics shown beside the settings in TensorBoard's HPARAMS view.
-HPARAM_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train_full/acc", "diag/dead_frac", "diag/saturated_frac")
+HPARAM_METRICS = (
+    "val/acc",
+    "val/loss",
+    "test/acc",
+    "test/loss",
+    "train_full/acc",
+    "diag/dead_frac",
+    "diag/saturated_frac",
+)
 
 
 def hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:

@@ -29,7 +29,10 @@ def choose_threads(cfg: DictConfig, launcher: Any) -> tuple[int | None, str]:
     if target == "LocalLauncher":  # submitit's local executor starts every job of the sweep at once
         if per_task:
             return int(per_task), f"submitit local launcher: hydra.launcher.cpus_per_task={per_task}"
-        return 1, f"submitit local launcher: every job at once on {cores} cores (hydra.launcher.cpus_per_task=N to change)"
+        return (
+            1,
+            f"submitit local launcher: every job at once on {cores} cores (hydra.launcher.cpus_per_task=N to change)",
+        )
     if target == "RayLauncher":
         return 1, f"ray launcher: jobs side by side on {cores} cores"
     if per_task:  # SLURM and other cluster launchers: the task's own cores

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from fmnist_scaling.utils.errors import ConfigError
 from fmnist_scaling.data.sources import TRAIN_SIZE
 from fmnist_scaling.models.networks import ACTIVATIONS, INITS, INPUT_NORMS
+from fmnist_scaling.utils.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -41,25 +41,48 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "data.probe_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "trainer.max_epochs", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     upper = TRAIN_SIZE - 1 if cfg.data.verify else math.inf  # own data: checked against its size at setup
-    _number(cfg, "data.val_size", f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all {TRAIN_SIZE:,})",
-            lambda v: 0 <= v <= upper, integer=True)
+    _number(
+        cfg,
+        "data.val_size",
+        f"must be an integer in 0..{TRAIN_SIZE - 1} (0: train on all {TRAIN_SIZE:,})",
+        lambda v: 0 <= v <= upper,
+        integer=True,
+    )
     net = cfg.model.net
-    ours = str(net.get("_target_", "")).startswith("fmnist_scaling.models.networks.")  # a network of your own checks its own
+    ours = str(net.get("_target_", "")).startswith(
+        "fmnist_scaling.models.networks."
+    )  # a network of your own checks its own
     for key in ("hidden", "channels"):  # the package's networks: widths
         if ours and key in net:
             widths = net[key]
-            if not isinstance(widths, (list, ListConfig)) or not widths or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in widths):
-                raise ConfigError(f"model.net.{key}={_show(widths)} is invalid: must be a non-empty list of integers >= 1, e.g. {[1000] if key == 'hidden' else [8, 16]}")
+            if (
+                not isinstance(widths, (list, ListConfig))
+                or not widths
+                or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in widths)
+            ):
+                raise ConfigError(
+                    f"model.net.{key}={_show(widths)} is invalid: must be a non-empty list of integers >= 1, "
+                    f"e.g. {[1000] if key == 'hidden' else [8, 16]}"
+                )
     if ours and "activation" in net and net.activation not in ACTIVATIONS:
-        raise ConfigError(f"model.net.activation={net.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}")
+        raise ConfigError(
+            f"model.net.activation={net.activation!r} is invalid: must be one of {', '.join(ACTIVATIONS)}"
+        )
     for key, allowed in (("input_norm", INPUT_NORMS), ("init", INITS)):
         if cfg.model.get(key, allowed[0]) not in allowed:
             raise ConfigError(f"model.{key}={cfg.model[key]!r} is invalid: must be one of {', '.join(allowed)}")
     if "gain" in cfg:  # +experiment=scale_law
-        _number(cfg, "gain", "must be a finite number > 0 (the input gain; 255: raw pixels)", lambda v: 0 < v < math.inf)
+        _number(
+            cfg, "gain", "must be a finite number > 0 (the input gain; 255: raw pixels)", lambda v: 0 < v < math.inf
+        )
     for key in ("first_layer_init_scale", "first_layer_lr_scale"):
         if key in cfg.model:
-            _number(cfg, f"model.{key}", "must be a finite number > 0 (1.0: the ordinary network)", lambda v: 0 < v < math.inf)
+            _number(
+                cfg,
+                f"model.{key}",
+                "must be a finite number > 0 (1.0: the ordinary network)",
+                lambda v: 0 < v < math.inf,
+            )
     if not isinstance(cfg.model.get("fused_step", True), bool):
         raise ConfigError(f"model.fused_step={cfg.model.fused_step!r} is invalid: must be true or false")
     for key in ("eps", "max_value"):
@@ -78,7 +101,9 @@ def _check_accelerator(accelerator: str, devices: Any) -> None:
         "cpu": os.cpu_count() or 1,
     }
     if accelerator in ("gpu", "cuda", "mps") and available[accelerator] == 0:
-        raise ConfigError(f"trainer.accelerator={accelerator!r} is invalid: no {accelerator} device on this machine; use auto or cpu")
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r} is invalid: no {accelerator} device on this machine; use auto or cpu"
+        )
     if devices in ("auto", -1, "-1"):
         return
     if isinstance(devices, str) and devices.isdigit():

@@ -56,32 +56,59 @@ def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()[-2000:]}")
-        return {"launched": launched, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-                "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": out.read()}
+        return {
+            "launched": launched,
+            "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "stdout": out.read(),
+        }
 
 
 def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_steps: int | None) -> dict[str, Any]:
     if name in ("project", "cnn"):
         run_dir = work / f"{name}_{rep}"
-        cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", f"trainer.max_epochs={epochs}",
-               "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.run.dir={run_dir}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fmnist_scaling.train",
+            "scaling=max",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            f"data.root={root}",
+            f"hydra.run.dir={run_dir}",
+        ]
         if name == "cnn":
             cmd.append("model/net=cnn")
         if max_steps:
             cmd.append(project_limit(max_steps))
         result = run_process(cmd, work)
         record = json.loads((run_dir / "metrics.json").read_text())
-        extra = {"first_step_at": record["first_step_at"], "train_acc": record["final"].get("train_full/acc"),
-                 "gpu_peak_bytes": record.get("gpu_peak_bytes")}
+        extra = {
+            "first_step_at": record["first_step_at"],
+            "train_acc": record["final"].get("train_full/acc"),
+            "gpu_peak_bytes": record.get("gpu_peak_bytes"),
+        }
     else:
         loop, net = name.split("_")[-1], ("cnn" if name.startswith("cnn") else "mlp")
-        cmd = [sys.executable, "-m", "fmnist_scaling.tools.reference", loop, f"--net={net}", f"--epochs={epochs}", f"--root={root}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fmnist_scaling.tools.reference",
+            loop,
+            f"--net={net}",
+            f"--epochs={epochs}",
+            f"--root={root}",
+        ]
         if max_steps:
             cmd.append(f"--max-steps={max_steps}")
         result = run_process(cmd, work)
         reported = json.loads(result["stdout"].strip().splitlines()[-1])
-        extra = {"first_step_at": reported["first_step_at"], "train_acc": reported["train_acc"][-1],
-                 "gpu_peak_bytes": reported.get("gpu_peak_bytes")}
+        extra = {
+            "first_step_at": reported["first_step_at"],
+            "train_acc": reported["train_acc"][-1],
+            "gpu_peak_bytes": reported.get("gpu_peak_bytes"),
+        }
     return {
         "wall_s": result["wall_s"],
         "cpu_s": result["cpu_s"],
@@ -92,8 +119,9 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
     }
 
 
-def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path, max_steps: int | None,
-               passes: int) -> list[dict[str, Any]]:
+def cost_curve(
+    batch_sizes: list[int], widths: list[int], root: str, work: Path, max_steps: int | None, passes: int
+) -> list[dict[str, Any]]:
     """The project's time per epoch by batch size and hidden width: the training steps alone, and
     with the after-epoch passes (validation and the whole training split). Each point is the
     fastest of ``passes`` runs, the passes one after another over the whole grid: other busy
@@ -103,9 +131,18 @@ def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path,
     for n in range(passes):
         for width, batch_size in grid:
             run_dir = work / f"curve_{width}_{batch_size}_{n}"
-            cmd = [sys.executable, "-m", "fmnist_scaling.train", "scaling=max", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", f"data.batch_size={batch_size}", f"model.net.hidden=[{width}]",
-                   f"data.root={root}", f"hydra.run.dir={run_dir}"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "fmnist_scaling.train",
+                "scaling=max",
+                "trainer.max_epochs=1",
+                "trainer.enable_progress_bar=false",
+                f"data.batch_size={batch_size}",
+                f"model.net.hidden=[{width}]",
+                f"data.root={root}",
+                f"hydra.run.dir={run_dir}",
+            ]
             if max_steps:
                 cmd.append(project_limit(max_steps))
             run_process(cmd, work)
@@ -113,37 +150,66 @@ def cost_curve(batch_sizes: list[int], widths: list[int], root: str, work: Path,
     rows = []
     for (width, batch_size), runs in epochs.items():
         epoch = min(runs, key=lambda e: e["train_time_s"])
-        rows.append({"hidden": width, "batch_size": batch_size, "train_s": epoch["train_time_s"],
-                     "epoch_s": min(e["epoch_time_s"] for e in runs), "steps": epoch["step"],
-                     "ms_per_step": 1000 * epoch["train_time_s"] / epoch["step"], "val_acc": epoch.get("val/acc"),
-                     "train_s_all": [e["train_time_s"] for e in runs]})
-        print(f"  hidden {width:>5}  batch {batch_size:>5}: training {epoch['train_time_s']:6.2f} s "
-              f"({rows[-1]['ms_per_step']:.2f} ms/step), with evaluation {rows[-1]['epoch_s']:6.2f} s, "
-              f"val acc {100 * (epoch.get('val/acc') or 0):.1f}%", flush=True)
+        rows.append(
+            {
+                "hidden": width,
+                "batch_size": batch_size,
+                "train_s": epoch["train_time_s"],
+                "epoch_s": min(e["epoch_time_s"] for e in runs),
+                "steps": epoch["step"],
+                "ms_per_step": 1000 * epoch["train_time_s"] / epoch["step"],
+                "val_acc": epoch.get("val/acc"),
+                "train_s_all": [e["train_time_s"] for e in runs],
+            }
+        )
+        print(
+            f"  hidden {width:>5}  batch {batch_size:>5}: training {epoch['train_time_s']:6.2f} s "
+            f"({rows[-1]['ms_per_step']:.2f} ms/step), with evaluation {rows[-1]['epoch_s']:6.2f} s, "
+            f"val acc {100 * (epoch.get('val/acc') or 0):.1f}%",
+            flush=True,
+        )
     return rows
 
 
-def sweep_cost(jobs: int, epochs: int, root: str, work: Path, max_steps: int | None, single: dict[str, float]) -> dict[str, Any]:
+def sweep_cost(
+    jobs: int, epochs: int, root: str, work: Path, max_steps: int | None, single: dict[str, float]
+) -> dict[str, Any]:
     """One Hydra multirun of ``jobs`` seeds, its jobs one after another in one process, against
     ``jobs`` single runs: it should cost no more than them minus ``jobs - 1`` start-ups."""
     sweep_dir = work / "sweep"
-    cmd = [sys.executable, "-m", "fmnist_scaling.train", "-m", "scaling=max", f"seed={','.join(map(str, range(jobs)))}",
-           f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", f"data.root={root}", f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fmnist_scaling.train",
+        "-m",
+        "scaling=max",
+        f"seed={','.join(map(str, range(jobs)))}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        f"data.root={root}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     if max_steps:
         cmd.append(project_limit(max_steps))
     wall = run_process(cmd, work)["wall_s"]
     singles = jobs * single["wall_s"]
     bound = singles - (jobs - 1) * single["first_step_s"]
     row = {"jobs": jobs, "sweep_wall_s": wall, "single_runs_s": singles, "bound_s": bound, "sweep/bound": wall / bound}
-    print(f"sweep of {jobs} jobs in one process: {wall:.1f} s; {jobs} single runs {singles:.1f} s, "
-          f"minus {jobs - 1} start-ups {bound:.1f} s: sweep / that {row['sweep/bound']:.2f}x", flush=True)
+    print(
+        f"sweep of {jobs} jobs in one process: {wall:.1f} s; {jobs} single runs {singles:.1f} s, "
+        f"minus {jobs - 1} start-ups {bound:.1f} s: sweep / that {row['sweep/bound']:.2f}x",
+        flush=True,
+    )
     return row
 
 
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     table = {}
     for name, results in runs.items():
-        table[name] = {key: statistics.median(r[key] for r in results) for key in ("wall_s", "cpu_s", "first_step_s", "peak_rss_mb", "train_acc")}
+        table[name] = {
+            key: statistics.median(r[key] for r in results)
+            for key in ("wall_s", "cpu_s", "first_step_s", "peak_rss_mb", "train_acc")
+        }
         gpu = [r["gpu_peak_mb"] for r in results if r["gpu_peak_mb"] is not None]
         table[name]["gpu_peak_mb"] = statistics.median(gpu) if gpu else None
     return table
@@ -179,10 +245,16 @@ def main(argv: list[str] | None = None) -> int:
             for name in contenders:
                 runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps))
                 r = runs[name][-1]
-                print(f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, first step after {r['first_step_s']:.1f} s, "
-                      f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, "
+                    f"first step after {r['first_step_s']:.1f} s, "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
         table = summarize(runs)
-        sweep = None if args.no_sweep else sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
+        sweep = (
+            None if args.no_sweep else sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
+        )
         curve = []
         if not args.no_curve:
             passes = 1 if args.quick else 2
@@ -198,23 +270,46 @@ def main(argv: list[str] | None = None) -> int:
     if "cnn" in table:
         ratios["cnn/cnn_floor"] = table["cnn"]["wall_s"] / table["cnn_floor"]["wall_s"]
         ratios["cnn/cnn_floor (CPU time)"] = table["cnn"]["cpu_s"] / table["cnn_floor"]["cpu_s"]
-    print(f"\n| median of {reps} | wall s | CPU s | first step s | peak RSS MB | train acc |" + (" GPU MB |" if table["project"]["gpu_peak_mb"] else ""))
+    print(
+        f"\n| median of {reps} | wall s | CPU s | first step s | peak RSS MB | train acc |"
+        + (" GPU MB |" if table["project"]["gpu_peak_mb"] else "")
+    )
     print("|---|---|---|---|---|---|" + ("---|" if table["project"]["gpu_peak_mb"] else ""))
     for name, row in table.items():
         gpu = f" {row['gpu_peak_mb']:.0f} |" if row["gpu_peak_mb"] else ""
-        print(f"| {name} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['first_step_s']:.1f} | {row['peak_rss_mb']:.0f} | {100 * row['train_acc']:.1f}% |{gpu}")
-    print(f"\nproject / article loop: {ratios['project/article']:.2f}x    project / floor: {ratios['project/floor']:.2f}x    "
-          f"(CPU time: {ratios['project/article (CPU time)']:.2f}x and {ratios['project/floor (CPU time)']:.2f}x)")
+        print(
+            f"| {name} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['first_step_s']:.1f} "
+            f"| {row['peak_rss_mb']:.0f} | {100 * row['train_acc']:.1f}% |{gpu}"
+        )
+    print(
+        f"\nproject / article loop: {ratios['project/article']:.2f}x    "
+        f"project / floor: {ratios['project/floor']:.2f}x    "
+        f"(CPU time: {ratios['project/article (CPU time)']:.2f}x and {ratios['project/floor (CPU time)']:.2f}x)"
+    )
     if "cnn" in table:
-        print(f"CNN: project / plain loop of the same CNN: {ratios['cnn/cnn_floor']:.2f}x (CPU time: {ratios['cnn/cnn_floor (CPU time)']:.2f}x)")
+        print(
+            f"CNN: project / plain loop of the same CNN: {ratios['cnn/cnn_floor']:.2f}x "
+            f"(CPU time: {ratios['cnn/cnn_floor (CPU time)']:.2f}x)"
+        )
     import platform
 
     import torch
 
     report = {
-        "epochs": epochs, "reps": reps, "max_steps": args.max_steps, "median": table, "ratios": ratios, "runs": runs,
-        "sweep": sweep, "cost_curve": curve, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
-                                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "epochs": epochs,
+        "reps": reps,
+        "max_steps": args.max_steps,
+        "median": table,
+        "ratios": ratios,
+        "runs": runs,
+        "sweep": sweep,
+        "cost_curve": curve,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
     }
     out.write_text(json.dumps(report, indent=1))
     print(f"written: {out}")

@@ -64,12 +64,30 @@ def run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, str, str, float
 
 def check_runs(root: str, work: Path, smoke: bool, accelerator: str) -> dict[str, Any]:
     sweep = work / "runs"
-    short = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.val_size=0", "data.eval_train=false"] if smoke else []
+    short = (
+        ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.val_size=0", "data.eval_train=false"]
+        if smoke
+        else []
+    )
     modes = ("none", "max") if smoke else MODES  # the article's two
     expected = "cpu" if accelerator == "cpu" else "cuda"  # a smoke run: the CPU stands in for the GPU
-    code, _, err, wall = run([sys.executable, "-m", "fmnist_scaling.train", "-m", f"scaling={','.join(modes)}", "seed=0",
-                              f"trainer.accelerator={accelerator}", "trainer.enable_progress_bar=false", f"data.root={root}",
-                              f"hydra.sweep.dir={sweep}", *short], REPO, 300)
+    code, _, err, wall = run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_scaling.train",
+            "-m",
+            f"scaling={','.join(modes)}",
+            "seed=0",
+            f"trainer.accelerator={accelerator}",
+            "trainer.enable_progress_bar=false",
+            f"data.root={root}",
+            f"hydra.sweep.dir={sweep}",
+            *short,
+        ],
+        REPO,
+        300,
+    )
     study = cpu_study()
     rows = {}
     for mode in modes:
@@ -78,12 +96,23 @@ def check_runs(root: str, work: Path, smoke: bool, accelerator: str) -> dict[str
         acc = 100 * record.get("final", {}).get("test/acc", float("nan"))
         mean, std = study[mode]
         band = max(3 * std, 1.0)
-        rows[mode] = {"status": record.get("status"), "device": record.get("device"), "test_acc": acc,
-                      "cpu_test_acc": mean, "cpu_std": std, "within_spread": abs(acc - mean) <= band,
-                      "on_expected_device": str(record.get("device", "")).startswith(expected),
-                      "wall_time_s": record.get("wall_time_s"), "run_dir": str(job) if job else None}
+        rows[mode] = {
+            "status": record.get("status"),
+            "device": record.get("device"),
+            "test_acc": acc,
+            "cpu_test_acc": mean,
+            "cpu_std": std,
+            "within_spread": abs(acc - mean) <= band,
+            "on_expected_device": str(record.get("device", "")).startswith(expected),
+            "wall_time_s": record.get("wall_time_s"),
+            "run_dir": str(job) if job else None,
+        }
     # a smoke run stops after a few steps: its accuracies are not the study's
-    ok = code == 0 and all(r["on_expected_device"] for r in rows.values()) and (smoke or all(r["within_spread"] for r in rows.values()))
+    ok = (
+        code == 0
+        and all(r["on_expected_device"] for r in rows.values())
+        and (smoke or all(r["within_spread"] for r in rows.values()))
+    )
     return {"ok": ok, "exit_code": code, "wall_s": wall, "modes": rows, "stderr_tail": err[-1500:] if code else ""}
 
 
@@ -93,11 +122,25 @@ def check_evaluate(runs: dict[str, Any], root: str) -> dict[str, Any]:
         return {"ok": False, "error": "no run to evaluate"}
     out = {}
     for accelerator in ("auto", "cpu"):
-        code, stdout, err, wall = run([sys.executable, "-m", "fmnist_scaling.evaluate", f"ckpt_path={run_dir}",
-                                       f"accelerator={accelerator}", f"data.root={root}"], REPO, 120)
+        code, stdout, err, wall = run(
+            [
+                sys.executable,
+                "-m",
+                "fmnist_scaling.evaluate",
+                f"ckpt_path={run_dir}",
+                f"accelerator={accelerator}",
+                f"data.root={root}",
+            ],
+            REPO,
+            120,
+        )
         found = re.search(r"test accuracy ([\d.]+)%", stdout)
-        out[accelerator] = {"exit_code": code, "test_acc": float(found.group(1)) if found else None, "wall_s": wall,
-                            "stderr_tail": err[-800:] if code else ""}
+        out[accelerator] = {
+            "exit_code": code,
+            "test_acc": float(found.group(1)) if found else None,
+            "wall_s": wall,
+            "stderr_tail": err[-800:] if code else "",
+        }
     accs = [out[a]["test_acc"] for a in ("auto", "cpu")]
     out["ok"] = None not in accs and abs(accs[0] - accs[1]) <= 0.02  # percent: 2 test images of 10,000
     return out
@@ -106,7 +149,9 @@ def check_evaluate(runs: dict[str, Any], root: str) -> dict[str, Any]:
 def check_bench(root: str, work: Path, smoke: bool) -> dict[str, Any]:
     out = work / "bench.json"
     args = ["--quick", "--max-steps=5", "--no-curve", "--no-sweep"] if smoke else ["--reps=2", "--no-curve"]
-    code, stdout, err, wall = run([sys.executable, "-m", "fmnist_scaling.tools.bench", *args, f"--root={root}", f"--out={out}"], REPO, 420)
+    code, stdout, err, wall = run(
+        [sys.executable, "-m", "fmnist_scaling.tools.bench", *args, f"--root={root}", f"--out={out}"], REPO, 420
+    )
     if code != 0 or not out.is_file():
         return {"ok": False, "exit_code": code, "wall_s": wall, "stderr_tail": err[-1500:]}
     report = json.loads(out.read_text())
@@ -116,29 +161,53 @@ def check_bench(root: str, work: Path, smoke: bool) -> dict[str, Any]:
         "project <= 1.5x the floor": ratios["project/floor"] <= TARGETS["project/floor"],
         "first step <= 5 s": median["project"]["first_step_s"] <= TARGETS["first_step_s"],
     }
-    return {"ok": True, "targets_met": met, "exit_code": code, "wall_s": wall, "median": median, "ratios": ratios,
-            "sweep": report["sweep"], "table": stdout[stdout.find("| median"):].strip()}
+    return {
+        "ok": True,
+        "targets_met": met,
+        "exit_code": code,
+        "wall_s": wall,
+        "median": median,
+        "ratios": ratios,
+        "sweep": report["sweep"],
+        "table": stdout[stdout.find("| median") :].strip(),
+    }
 
 
 def check_tests(timeout: float) -> dict[str, Any]:
-    code, stdout, err, wall = run([sys.executable, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"], REPO, timeout)
+    code, stdout, err, wall = run(
+        [sys.executable, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"], REPO, timeout
+    )
     last = (stdout.strip().splitlines() or [""])[-1]
-    return {"ok": code == 0, "exit_code": code, "wall_s": wall, "summary": last,
-            "failures": [line for line in stdout.splitlines() if line.startswith("FAILED")][:20]}
+    return {
+        "ok": code == 0,
+        "exit_code": code,
+        "wall_s": wall,
+        "summary": last,
+        "failures": [line for line in stdout.splitlines() if line.startswith("FAILED")][:20],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.gpu_check")
-    parser.add_argument("--smoke", action="store_true", help="run the steps on the CPU, tiny and without the test suite")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.gpu_check"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="run the steps on the CPU, tiny and without the test suite"
+    )
     parser.add_argument("--root", default=str(REPO / "data"), help="the data folder (default: the repository's data/)")
-    parser.add_argument("--budget", type=float, default=480, help="seconds for the whole check (the tests take what is left)")
+    parser.add_argument(
+        "--budget", type=float, default=480, help="seconds for the whole check (the tests take what is left)"
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/gpu_check/<time>.json)")
     args = parser.parse_args(argv)
     import torch
 
     if not args.smoke and not torch.cuda.is_available():
-        print("error: no CUDA GPU visible (torch.cuda.is_available() is False): this check needs one; "
-              "--smoke runs its steps on the CPU", file=sys.stderr)
+        print(
+            "error: no CUDA GPU visible (torch.cuda.is_available() is False): this check needs one; "
+            "--smoke runs its steps on the CPU",
+            file=sys.stderr,
+        )
         return 2
     started = time.perf_counter()
     from fmnist_scaling.data import sources
@@ -147,9 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     sources.prepare(root)
     out = args.out or REPO / "lightning_logs" / "gpu_check" / f"gpu_check_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"machine": {
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "cuda": torch.version.cuda, "cpus": os.cpu_count(), "smoke": args.smoke}}
+    report: dict[str, Any] = {
+        "machine": {
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cpus": os.cpu_count(),
+            "smoke": args.smoke,
+        }
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         report["runs"] = check_runs(root, work, args.smoke, "cpu" if args.smoke else "auto")
@@ -168,10 +243,15 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"\nGPU check on {report['machine']['gpu'] or 'the CPU (smoke)'}, {report.get('wall_s', 0):.0f} s\n")
     print("| scaling | device | test acc % | CPU study % | within spread | wall s |\n|---|---|---|---|---|---|")
     for mode, row in report["runs"]["modes"].items():
-        print(f"| {mode} | {row['device']} | {row['test_acc']:.1f} | {row['cpu_test_acc']:.1f} ± {row['cpu_std']:.1f} | "
-              f"{'yes' if row['within_spread'] else 'NO'} | {row['wall_time_s'] or 0:.1f} |")
+        print(
+            f"| {mode} | {row['device']} | {row['test_acc']:.1f} | {row['cpu_test_acc']:.1f} ± {row['cpu_std']:.1f} | "
+            f"{'yes' if row['within_spread'] else 'NO'} | {row['wall_time_s'] or 0:.1f} |"
+        )
     ev = report["evaluate"]
-    print(f"\nevaluate: GPU {ev.get('auto', {}).get('test_acc')}%, CPU {ev.get('cpu', {}).get('test_acc')}% -> {'ok' if ev['ok'] else 'DIFFER'}")
+    print(
+        f"\nevaluate: GPU {ev.get('auto', {}).get('test_acc')}%, CPU {ev.get('cpu', {}).get('test_acc')}% "
+        f"-> {'ok' if ev['ok'] else 'DIFFER'}"
+    )
     bench = report["bench"]
     if bench.get("table"):
         print(f"\n{bench['table']}")

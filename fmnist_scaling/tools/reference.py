@@ -24,7 +24,6 @@ import time
 import torch
 from torch import nn
 
-
 #: The input shape of one image for each network.
 SHAPES = {"mlp": (28 * 28,), "cnn": (1, 28, 28)}
 
@@ -46,7 +45,9 @@ def _images(root: str) -> tuple[torch.Tensor, torch.Tensor]:
     return train.data, train.targets
 
 
-def article(root: str, epochs: int, scale: float, device: torch.device, max_steps: int | None, net: str = "mlp") -> dict:
+def article(
+    root: str, epochs: int, scale: float, device: torch.device, max_steps: int | None, net: str = "mlp"
+) -> dict:
     from torch.utils.data import DataLoader, Dataset
 
     class FMNISTDataset(Dataset):

@@ -23,7 +23,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fmnist_scaling.run import records
-
 from fmnist_scaling.tools import scale_law
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
@@ -53,7 +52,11 @@ def first_weight_growth(record: dict[str, Any]) -> float | None:
     probe's definition); a record older than that field: its first weight norm."""
     initial, history = record.get("initial", {}), record.get("history") or [{}]
     first = (record.get("network") or {}).get("first_layer")
-    key = f"diag/weight_norm/{first}.weight" if first else next((k for k in initial if k.startswith("diag/weight_norm/")), None)
+    key = (
+        f"diag/weight_norm/{first}.weight"
+        if first
+        else next((k for k in initial if k.startswith("diag/weight_norm/")), None)
+    )
     if key is None or key not in history[0] or not initial[key]:
         return None
     return history[0][key] / initial[key]
@@ -125,7 +128,11 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) under {sweep_dir}")
     keys, rows = summarize(jobs)
     _write_csv(sweep_dir / "summary.csv", keys, rows)
-    markdown = to_markdown(keys, rows) + _lr_grid(keys, rows) + scale_law.section(keys, rows, sweep_dir, _headline_column(rows))
+    markdown = (
+        to_markdown(keys, rows)
+        + _lr_grid(keys, rows)
+        + scale_law.section(keys, rows, sweep_dir, _headline_column(rows))
+    )
     total = sum(r.get("wall_time_s") or 0 for j in jobs if (r := j["record"]))
     markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
     (sweep_dir / "summary.md").write_text(markdown)
@@ -155,7 +162,14 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 def to_markdown(keys: list[str], rows: list[dict[str, Any]]) -> str:
     shown = [m for m in METRICS if any(not math.isnan(r[m]) for r in rows)]
-    header = [*keys, "runs", *(METRICS[m][0] + (" %" if m in PERCENT else "") for m in shown), "diverged", "collapsed", "failed"]
+    header = [
+        *keys,
+        "runs",
+        *(METRICS[m][0] + (" %" if m in PERCENT else "") for m in shown),
+        "diverged",
+        "collapsed",
+        "failed",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[k]) for k in keys] + [str(row["runs"])] + [_cell(row, m) for m in shown]
@@ -205,10 +219,22 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path) -> None
                     continue
                 epochs = sorted(series)
                 mean = [scale * statistics.fmean(series[e]) for e in epochs]
-                ax.plot(epochs, mean, style, color=colors[i % len(colors)], label=f"{label} ({'val' if split == 'val' else 'train'})")
+                ax.plot(
+                    epochs,
+                    mean,
+                    style,
+                    color=colors[i % len(colors)],
+                    label=f"{label} ({'val' if split == 'val' else 'train'})",
+                )
                 if any(len(series[e]) > 1 for e in epochs):
-                    ax.fill_between(epochs, [scale * min(series[e]) for e in epochs], [scale * max(series[e]) for e in epochs],
-                                    color=colors[i % len(colors)], alpha=0.15, linewidth=0)
+                    ax.fill_between(
+                        epochs,
+                        [scale * min(series[e]) for e in epochs],
+                        [scale * max(series[e]) for e in epochs],
+                        color=colors[i % len(colors)],
+                        alpha=0.15,
+                        linewidth=0,
+                    )
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
     ax_acc.axhline(10, color="grey", linewidth=0.8, linestyle=":")
@@ -239,8 +265,11 @@ class SweepSummary(Callback):
         try:
             write_report(config.hydra.sweep.dir)
         except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
-            print(f"warning: no sweep summary ({err}); rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}",
-                  file=sys.stderr)
+            print(
+                f"warning: no sweep summary ({err}); "
+                f"rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

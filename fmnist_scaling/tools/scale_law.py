@@ -38,8 +38,11 @@ def section(keys: list[str], rows: list[dict[str, Any]], sweep_dir: Path, accura
     if GAIN_KEY not in keys:
         return ""
     table = _by_gain(keys, rows, accuracy)
-    families = [f for f in [*FAMILIES, *sorted({f for by in table.values() for f in by} - set(FAMILIES))]
-                if any(f in by for by in table.values())]
+    families = [
+        f
+        for f in [*FAMILIES, *sorted({f for by in table.values() for f in by} - set(FAMILIES))]
+        if any(f in by for by in table.values())
+    ]
     gains = sorted(table, key=float)
     text = []
     split = "validation" if accuracy == "val_acc" else "training split"
@@ -67,14 +70,19 @@ def _by_gain(keys: list[str], rows: list[dict[str, Any]], accuracy: str) -> dict
 
 def _overlay(table: dict[str, dict[str, dict[str, float]]], gains: list[str]) -> str:
     """How far apart the two equivalent ways lie: the largest accuracy difference over g."""
-    pairs = [(g, table[g]["input"]["acc"], table[g]["equivalent"]["acc"]) for g in gains
-             if "input" in table[g] and "equivalent" in table[g]]
+    pairs = [
+        (g, table[g]["input"]["acc"], table[g]["equivalent"]["acc"])
+        for g in gains
+        if "input" in table[g] and "equivalent" in table[g]
+    ]
     pairs = [(g, a, b) for g, a, b in pairs if math.isfinite(a) and math.isfinite(b)]
     if not pairs:
         return ""
     gain, a, b = max(pairs, key=lambda p: abs(p[1] - p[2]))
-    return (f"\ninput against equivalent: accuracies at most {100 * abs(a - b):.1f} points apart "
-            f"(at g = {gain}: {100 * a:.1f}% and {100 * b:.1f}%), over {len(pairs)} gains.\n")
+    return (
+        f"\ninput against equivalent: accuracies at most {100 * abs(a - b):.1f} points apart "
+        f"(at g = {gain}: {100 * a:.1f}% and {100 * b:.1f}%), over {len(pairs)} gains.\n"
+    )
 
 
 def _show(value: float, percent: bool) -> str:
@@ -83,7 +91,9 @@ def _show(value: float, percent: bool) -> str:
     return f"{100 * value:.1f}" if percent else f"{value:.3g}"
 
 
-def plot(table: dict[str, dict[str, dict[str, float]]], gains: list[str], families: list[str], path: Path, split: str) -> None:
+def plot(
+    table: dict[str, dict[str, dict[str, float]]], gains: list[str], families: list[str], path: Path, split: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +119,9 @@ def plot(table: dict[str, dict[str, dict[str, float]]], gains: list[str], famili
         ax.grid(alpha=0.3)
     axes[0].axhline(10, color="grey", linewidth=0.8, linestyle=":")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Input gain g on the MLP at lr 1e-2: on the input, through the equivalent parametrisation, and its halves")
+    fig.suptitle(
+        "Input gain g on the MLP at lr 1e-2: on the input, through the equivalent parametrisation, and its halves"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

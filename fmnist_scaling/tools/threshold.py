@@ -138,8 +138,15 @@ class Case:
             correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000)))
         acc = correct / len(y)
         dead = stats.get("dead_frac", math.nan)
-        why = [w for w, bad in (("diverged", not finite), ("dead", dead > DEAD_LIMIT),
-                                ("chance", acc < COLLAPSE_FACTOR / model.hparams.num_classes)) if bad]
+        why = [
+            w
+            for w, bad in (
+                ("diverged", not finite),
+                ("dead", dead > DEAD_LIMIT),
+                ("chance", acc < COLLAPSE_FACTOR / model.hparams.num_classes),
+            )
+            if bad
+        ]
         return {"lr": lr, "seed": seed, "acc": acc, "dead_frac": dead, "broken": bool(why), "why": why}
 
 
@@ -185,9 +192,16 @@ def find_threshold(name: str, overrides: list[str], seeds: list[int], threads: i
     median = statistics.median_low(critical) if critical else math.nan  # a value of the grid
     reasons = sorted({w for t in trials if t["broken"] and per_seed.get(t["seed"]) == t["lr"] for w in t["why"]})
     return {
-        "case": name, "overrides": overrides, "lambda": lam, "critical_lr": median,
-        "critical_lr_by_seed": per_seed, "product": median * lam, "product_sqrt": median * math.sqrt(lam), "broke_by": reasons,
-        "trials": trials, "seconds": time.perf_counter() - start,
+        "case": name,
+        "overrides": overrides,
+        "lambda": lam,
+        "critical_lr": median,
+        "critical_lr_by_seed": per_seed,
+        "product": median * lam,
+        "product_sqrt": median * math.sqrt(lam),
+        "broke_by": reasons,
+        "trials": trials,
+        "seconds": time.perf_counter() - start,
     }
 
 
@@ -198,48 +212,74 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         seeds = ", ".join(f"{v:.3g}" for v in row["critical_lr_by_seed"].values())
-        lines.append(f"| {row['case']} | {row['lambda']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
-                     f"{row['product']:.3g} | {row['product_sqrt']:.3g} | {', '.join(row['broke_by']) or '-'} |")
+        lines.append(
+            f"| {row['case']} | {row['lambda']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
+            f"{row['product']:.3g} | {row['product_sqrt']:.3g} | {', '.join(row['broke_by']) or '-'} |"
+        )
     lams = [r["lambda"] for r in rows if r["lambda"] > 0]
     if lams and any(math.isfinite(r["product"]) for r in rows):
-        lines += ["", f"λ spans {math.log10(max(lams) / min(lams)):.1f} decades ({min(lams):.3g} .. {max(lams):.3g}); "
-                      f"the grid's step is a factor {grid_lr(1):.3f}. At the threshold:", ""]
+        lines += [
+            "",
+            f"λ spans {math.log10(max(lams) / min(lams)):.1f} decades ({min(lams):.3g} .. {max(lams):.3g}); "
+            f"the grid's step is a factor {grid_lr(1):.3f}. At the threshold:",
+            "",
+        ]
         for key, label in (("product", "lr · λ"), ("product_sqrt", "lr · √λ")):
             values = [r[key] for r in rows if math.isfinite(r[key])]
-            lines.append(f"- {label} spans {min(values):.3g} .. {max(values):.3g} (a factor {max(values) / min(values):.1f})")
+            lines.append(
+                f"- {label} spans {min(values):.3g} .. {max(values):.3g} (a factor {max(values) / min(values):.1f})"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.threshold")
-    parser.add_argument("--cases", nargs="+", default=list(CASES), metavar="NAME",
-                        help=f"cases to measure (default: all): {', '.join(CASES)}; any other name is a scaling mode "
-                             "(scaling=NAME, a mode of your own included)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.threshold"
+    )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=list(CASES),
+        metavar="NAME",
+        help=f"cases to measure (default: all): {', '.join(CASES)}; any other name is a scaling mode "
+        "(scaling=NAME, a mode of your own included)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
-    parser.add_argument("overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)")
+    parser.add_argument(
+        "overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)"
+    )
     parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
     args = parser.parse_args(argv)
     from fmnist_scaling.run.overrides import unknown_choice
 
     cases = {name: CASES.get(name) or [f"scaling={name}"] for name in args.cases}
-    problem = unknown_choice([o for name in args.cases if name not in CASES for o in cases[name]] + args.overrides, CONF_DIR)
+    problem = unknown_choice(
+        [o for name in args.cases if name not in CASES for o in cases[name]] + args.overrides, CONF_DIR
+    )
     if problem:
         parser.error(f"{problem} (or a case: {', '.join(CASES)})")
     threads = 1 if args.jobs > 1 else None  # side by side: one thread each (oversubscribed threads are 10-20x slower)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads)
-                   for name, overrides in cases.items()]
+        futures = [
+            pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads)
+            for name, overrides in cases.items()
+        ]
         rows = []
         for future in futures:
             rows.append(future.result())
             row = rows[-1]
-            print(f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
-                  f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)", flush=True)
+            print(
+                f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
+                f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)",
+                flush=True,
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     from fmnist_scaling.run.records import write_json
 
-    write_json(args.out / "threshold.json", {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": DEAD_LIMIT, "cases": rows})
+    write_json(
+        args.out / "threshold.json", {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": DEAD_LIMIT, "cases": rows}
+    )
     markdown = to_markdown(rows)
     (args.out / "threshold.md").write_text(markdown)
     print(f"\n{markdown}\nwritten: {args.out / 'threshold.json'}, {args.out / 'threshold.md'}")

@@ -42,7 +42,10 @@ log.setLevel(logging.INFO)
 log.propagate = False  # Hydra's console handler would print each line a second time, prefixed
 log.addFilter(_rank_zero)
 _plain = logging.Formatter("%(message)s")
-for _handler in (_Console("stdout", lambda r: r.levelno < logging.WARNING), _Console("stderr", lambda r: r.levelno >= logging.WARNING)):
+for _handler in (
+    _Console("stdout", lambda r: r.levelno < logging.WARNING),
+    _Console("stderr", lambda r: r.levelno >= logging.WARNING),
+):
     _handler.setFormatter(_plain)
     log.addHandler(_handler)
 
