@@ -66,19 +66,19 @@ def test_report_rebuilds_the_same_summary(sweep):
     assert (sweep_dir / "curves.png").is_file()
 
 
+def rerun(sweep_dir, real_root):
+    """The sweep's own command again, in its folder."""
+    return train(
+        "-m", "scaling=none,max", "seed=0,1", *SHORT, f"data.root={real_root}", f"hydra.sweep.dir={sweep_dir}",
+        cwd=sweep_dir.parent,
+    )  # fmt: skip
+
+
 @pytest.mark.real_data
 def test_rerun_of_a_finished_sweep_skips_every_job(sweep, real_root):
     sweep_dir, _ = sweep
     before = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
-    proc = train(
-        "-m",
-        "scaling=none,max",
-        "seed=0,1",
-        *SHORT,
-        f"data.root={real_root}",
-        f"hydra.sweep.dir={sweep_dir}",
-        cwd=sweep_dir.parent,
-    )
+    proc = rerun(sweep_dir, real_root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("already completed, skipped") == 4
     assert before == {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
@@ -90,15 +90,7 @@ def test_rerun_of_an_interrupted_sweep_resumes_only_the_unfinished_job(sweep, re
     job = sweep_dir / f"scaling=max,seed=1,{SHORT[1]},{SHORT[0]}"
     record = read_metrics(job)
     (job / "metrics.json").write_text(json.dumps({**record, "status": "running"}))  # as if killed
-    proc = train(
-        "-m",
-        "scaling=none,max",
-        "seed=0,1",
-        *SHORT,
-        f"data.root={real_root}",
-        f"hydra.sweep.dir={sweep_dir}",
-        cwd=sweep_dir.parent,
-    )
+    proc = rerun(sweep_dir, real_root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("already completed, skipped") == 3
     assert f"resuming {job}" in proc.stdout

@@ -23,7 +23,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from fmnist_scaling.data.sources import FASHION_MNIST_IMAGE
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+#: The input of a network that does not say what it wants (no ``input_shape``): flat images.
+FLAT_INPUT = (math.prod(FASHION_MNIST_IMAGE),)
 #: Layers whose weights meet the input (or the layer below): where a gain lands, what ``init`` sets.
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -39,7 +43,11 @@ class MLP(nn.Module):
     network (784 -> 1000 -> ReLU -> 10). Layers are named ``fc1, act1, fc2, act2, ..., out``."""
 
     def __init__(
-        self, in_features: int = 784, hidden: Sequence[int] = (1000,), num_classes: int = 10, activation: str = "relu"
+        self,
+        in_features: int = FLAT_INPUT[0],
+        hidden: Sequence[int] = (1000,),
+        num_classes: int = 10,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -85,10 +93,6 @@ class CNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
-
-
-#: The input of a network that does not say what it wants (no ``input_shape``): flat images.
-FLAT_INPUT = (784,)
 
 
 def input_shape_of(net: nn.Module) -> tuple[int, ...]:

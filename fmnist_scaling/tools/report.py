@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from fmnist_scaling.run import records
 from fmnist_scaling.tools import scale_law
+from fmnist_scaling.utils.log import log
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
 METRICS = {
@@ -138,7 +139,7 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
     (sweep_dir / "summary.md").write_text(markdown)
     plot_curves(keys, rows, sweep_dir / "curves.png")
     written = "summary.csv, summary.md, curves.png" + (", scale_law.png" if scale_law.GAIN_KEY in keys else "")
-    print(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: {written}")
+    log.info(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: {written}")
     return rows
 
 
@@ -265,10 +266,9 @@ class SweepSummary(Callback):
         try:
             write_report(config.hydra.sweep.dir)
         except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
-            print(
+            log.warning(
                 f"warning: no sweep summary ({err}); "
-                f"rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}",
-                file=sys.stderr,
+                f"rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}"
             )
 
 

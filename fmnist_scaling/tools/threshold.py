@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
+from fmnist_scaling.utils.log import log
 
 #: The cases of the table: a name and the train config's overrides: every scaling mode, and gains.
 CASES: dict[str, list[str]] = {
@@ -269,10 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         for future in futures:
             rows.append(future.result())
             row = rows[-1]
-            print(
+            log.info(
                 f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
-                f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)",
-                flush=True,
+                f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)"
             )
     args.out.mkdir(parents=True, exist_ok=True)
     from fmnist_scaling.run.records import write_json
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     markdown = to_markdown(rows)
     (args.out / "threshold.md").write_text(markdown)
-    print(f"\n{markdown}\nwritten: {args.out / 'threshold.json'}, {args.out / 'threshold.md'}")
+    log.info(f"\n{markdown}\nwritten: {args.out / 'threshold.json'}, {args.out / 'threshold.md'}")
     return 0
 
 

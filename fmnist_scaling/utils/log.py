@@ -3,7 +3,9 @@ prefix), informative lines on stdout, warnings and errors on stderr, by rank zer
 into Hydra's ``train.log`` of the run.
 
 ``log.info`` for what a run is doing (resuming, skipped, threads, the summary), ``log.warning`` for
-a repaired problem, ``log.error`` for the one line that says why a command failed.
+a repaired problem or a notice that belongs on stderr, ``log.error`` for the one line that says
+why a command failed. What a tool prints as its product (the benchmark's table, a reference
+loop's JSON, the GPU check's report) stays plain ``print``: it is output, not a log line.
 """
 
 from __future__ import annotations
