@@ -1,13 +1,29 @@
-# Everything a new user runs; each target sets up what it needs first.
-#   make train                      one run of the reference study, scaling=max
-#   make train ARGS="scaling=none"  any Hydra overrides
-#   make test                       lint, then the test suite (real-data tests included, slow ones not)
+# Everything a new user runs; each target sets up what it needs first. `make` or `make help`
+# lists them. Times are on a 2-core machine.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup data train lint format test test-all study article docs bench gpu-check clean
+.PHONY: help setup data train lint format test test-all study article docs bench gpu-check clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make targets (times on a 2-core machine; the first one also sets up .venv, 1-2 min):"
+	@echo "  make train          one run of the reference study, scaling=max, 5 epochs   ~40 s"
+	@echo "  make train ARGS=... the same with any Hydra overrides, e.g. ARGS=\"scaling=none\""
+	@echo "  make test           lint, then the test suite (real data, not the slow tests)   ~9 min"
+	@echo "  make test-all       lint, then every test, the slow 5-epoch study included    ~12 min"
+	@echo "  make lint           ruff check and format check                              ~1 s"
+	@echo "  make format         ruff format and fixes, in place                          ~1 s"
+	@echo "  make setup          the virtual environment .venv with the pinned packages   ~2 min"
+	@echo "  make data           find, check and cache Fashion-MNIST (Debian copy, download) ~5 s"
+	@echo "  make article        the article's experiment: none, max x 3 seeds, all 60k    ~5 min"
+	@echo "  make study          every scaling mode x 3 seeds                               ~12 min"
+	@echo "  make docs           every table and figure in docs/, 2 jobs at a time          ~1 h"
+	@echo "  make bench          the benchmark against plain loops, the sweep, the cost curve ~25 min"
+	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
+	@echo "  make clean          remove runs and sweeps (lightning_logs/runs, multirun)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

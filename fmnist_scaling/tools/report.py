@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from fmnist_scaling.run import records
 from fmnist_scaling.tools import scale_law
+from fmnist_scaling.tools.figures import plot_curves
 from fmnist_scaling.utils.log import log
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
@@ -137,7 +138,7 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
     total = sum(r.get("wall_time_s") or 0 for j in jobs if (r := j["record"]))
     markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
     (sweep_dir / "summary.md").write_text(markdown)
-    plot_curves(keys, rows, sweep_dir / "curves.png")
+    plot_curves(keys, rows, sweep_dir / "curves.png", title=f"sweep {sweep_dir.resolve().name}")
     written = "summary.csv, summary.md, curves.png" + (", scale_law.png" if scale_law.GAIN_KEY in keys else "")
     log.info(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: {written}")
     return rows
@@ -197,66 +198,6 @@ def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
         cells = [f"{100 * by_lr[lr]:.1f}" if lr in finite else "-" for lr in lrs]
         lines.append("| " + " | ".join([*values, *cells, best]) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path) -> None:
-    """Loss and accuracy against epoch, a line per configuration (mean over seeds, band: min to
-    max); solid: training split after each epoch, dashed: validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 5))
-    colors = plt.cm.tab10.colors + plt.cm.Dark2.colors
-    for i, row in enumerate(rows):
-        label = ", ".join(f"{k}={row[k]}" for k in keys) or "run"
-        for split, style in (("train_full", "-"), ("train", "-"), ("val", "--")):
-            if split == "train" and any("train_full/acc" in h for c in row["curves"] for h in c):
-                continue  # the after-epoch pass is the article's number; the running one would repeat it
-            for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
-                series = _by_epoch(row["curves"], f"{split}/{metric}")
-                if not series:
-                    continue
-                epochs = sorted(series)
-                mean = [scale * statistics.fmean(series[e]) for e in epochs]
-                ax.plot(
-                    epochs,
-                    mean,
-                    style,
-                    color=colors[i % len(colors)],
-                    label=f"{label} ({'val' if split == 'val' else 'train'})",
-                )
-                if any(len(series[e]) > 1 for e in epochs):
-                    ax.fill_between(
-                        epochs,
-                        [scale * min(series[e]) for e in epochs],
-                        [scale * max(series[e]) for e in epochs],
-                        color=colors[i % len(colors)],
-                        alpha=0.15,
-                        linewidth=0,
-                    )
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", yscale="log")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
-    ax_acc.axhline(10, color="grey", linewidth=0.8, linestyle=":")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    handles, labels = ax_acc.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle("Fashion-MNIST MLP by input scaling: mean over seeds, band min..max (solid: train, dashed: val)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def _by_epoch(curves: list[list[dict[str, float]]], key: str) -> dict[int, list[float]]:
-    series: dict[int, list[float]] = {}
-    for history in curves:
-        for entry in history:
-            if key in entry and math.isfinite(entry[key]):
-                series.setdefault(entry["epoch"], []).append(entry[key])
-    return series
 
 
 class SweepSummary(Callback):
