@@ -48,15 +48,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if data_state is None:
         raise ConfigError(f"{path} holds no scaling statistics (was it written by fmnist_scaling.train?)")
     hparams = upgrade_hparams(checkpoint["hyper_parameters"])
-    try:
-        model = ScalingClassifier(**hparams)
-    except Exception as err:  # noqa: BLE001 - e.g. a network of your own that is not importable here
-        raise ConfigError(
-            f"{path}: its network {hparams['net'].get('_target_')} cannot be built here "
-            f"({root_cause(err)}); run evaluate where its module imports"
-        ) from None
+    model = _build(path, "network", hparams["net"], lambda: ScalingClassifier(**hparams))
     model.load_state_dict(checkpoint["state_dict"])
-    scaling = instantiate(upgrade_tree(data_state["scaling"]))
+    scaling_config = upgrade_tree(data_state["scaling"])
+    scaling = _build(path, "scaling mode", scaling_config, lambda: instantiate(scaling_config))
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
     data = {
         "verify": data_state.get("verify", True),
@@ -95,6 +90,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     write_json(path.parent / "evaluation.json", result)
     return result
+
+
+def _build(path: Path, what: str, config: dict[str, Any], build: Any) -> Any:
+    """``build()``; a class of the checkpoint's that does not import here (a plug-in of your own,
+    from a module that is not on the path) is one line naming it and the fix."""
+    try:
+        return build()
+    except Exception as err:  # noqa: BLE001 - Hydra wraps the import error in its own
+        target = config.get("_target_") if isinstance(config, dict) else None
+        module = str(target).rpartition(".")[0]
+        raise ConfigError(
+            f"{path}: its {what} {target} cannot be built here ({root_cause(err)}); make its module {module} "
+            "importable: run evaluate from the folder that holds it, or add that folder to PYTHONPATH"
+        ) from None
 
 
 def print_result(result: dict[str, Any]) -> None:

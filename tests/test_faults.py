@@ -254,7 +254,7 @@ def tiny_disk(tmp_path):
 def test_a_full_disk_during_a_run(tmp_path, tiny_root, tiny_disk):
     proc, run_dir = tiny_run(tmp_path, tiny_root, run_dir=tiny_disk / "run")
     line = assert_one_line(proc, EXIT_FAULT, "No space left on device", "free some space")
-    assert str(tiny_disk / "run") in line
+    assert str(tiny_disk / "run") in line and "::" not in line  # the file is named, no hole
     record = read_metrics(run_dir)
     assert record["status"] == "failed" and "No space left on device" in record["error"]
     assert not leftovers(run_dir)
@@ -303,6 +303,7 @@ def test_ctrl_c_records_interrupted_prints_the_resume_command_and_exits_130(tmp_
     assert "Traceback" not in err and "interrupted (SIGINT)" in err
     resume = err.split("resume with: ", 1)[1].splitlines()[0]
     assert f"resume={run_dir}" in resume and "scaling=standard" in resume and "enable_progress_bar" not in resume
+    assert f"data.root={tiny_root}" in resume  # where the data is: else the resume would look in ./data
     record = read_metrics(run_dir)
     assert record["status"] == "interrupted" and record["history"]
     torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

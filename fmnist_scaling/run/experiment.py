@@ -33,6 +33,9 @@ NOT_THE_EXPERIMENT = (
     "trainer.accelerator",
     "callbacks.progress",
 )
+#: Of those, the keys that say where the data is: a resume command repeats them, or it would
+#: look for the data elsewhere.
+LOCATE_THE_DATA = ("data.root", "data.local_copy", "data.download")
 #: Overrides that a sweep gives every job alike: no part of a job's folder name.
 SAME_FOR_EVERY_JOB = ("experiment", "launcher", "hydra.launcher.n_jobs")
 #: What ``hydra.job.override_dirname`` leaves out (see the module's docstring).
@@ -48,18 +51,19 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
-def experiment_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that make the experiment (those a resume must repeat)."""
-    return [o for o in overrides if not harmless(override_key(o))]
-
-
 def shell(words: list[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def resume_overrides(overrides: list[str]) -> list[str]:
+    """The overrides a resume repeats: those of the experiment, and those that locate the data."""
+    return [o for o in overrides if not harmless(override_key(o)) or override_key(o) in LOCATE_THE_DATA]
+
+
 def resume_command(run_dir: Path, overrides: list[str]) -> str:
-    """The command that continues this run: its folder and the overrides that made its experiment."""
-    return f"python -m fmnist_scaling.train {shell(['resume=' + str(run_dir), *experiment_overrides(overrides)])}"
+    """The command that continues this run: its folder, the overrides that made its experiment
+    and those that locate its data."""
+    return f"python -m fmnist_scaling.train {shell(['resume=' + str(run_dir), *resume_overrides(overrides)])}"
 
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
@@ -106,7 +110,7 @@ def check_same_experiment(
         if not any(k == g or k.startswith(g + ".") for g in in_groups)
     ]
     shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
-    own = shell(experiment_overrides(previous.get("overrides", [])))
+    own = shell(resume_overrides(previous.get("overrides", [])))
     if in_sweep:
         raise ConfigError(f"{run_dir} holds a run of other settings: {shown}; sweep into another hydra.sweep.dir")
     raise ConfigError(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmnist_scaling.run import records
+from fmnist_scaling.run import records, resolvers
 from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
 from fmnist_scaling.utils.log import log
@@ -127,6 +127,11 @@ def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, An
         return math.nan
     if previous is None and run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for folder in resolvers.made_above:  # lightning_logs/runs, if this run made it: nothing empty stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (another run's), or gone
     sys.exit(code)
 
 

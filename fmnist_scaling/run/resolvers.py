@@ -24,6 +24,9 @@ from fmnist_scaling.run import experiment, records
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 #: Set by the command line when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
 dry_run = False
+#: Folders :func:`new_run_dir` made above the run's own (``lightning_logs/runs``), deepest first:
+#: a run rejected before training removes them again where they are empty.
+made_above: list[Path] = []
 
 
 def new_run_dir(resume: str | None, base: str, name: str) -> str:
@@ -35,6 +38,8 @@ def new_run_dir(resume: str | None, base: str, name: str) -> str:
     if resume:
         return str(resume)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    above = Path(base).absolute()
+    made_above[:] = [] if dry_run else [p for p in (above, *above.parents) if not p.exists()]
     for n in itertools.count():
         path = Path(base) / (f"{stamp}_{name}" + (f"_{n}" if n else ""))
         if dry_run:

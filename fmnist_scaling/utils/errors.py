@@ -47,7 +47,7 @@ def full_error() -> bool:
 
 def describe_os_error(err: OSError, doing: str) -> str:
     """One line for a failed file operation: what was being done, where, why, and the fix."""
-    where = f" {err.filename}" if err.filename else ""
+    where = f" {err.filename}" if err.filename else ""  # atomic writes always name their file
     reason = err.strerror or type(err).__name__
     fix = {
         errno.ENOSPC: "free some space (or point the output elsewhere) and run again",
@@ -56,7 +56,7 @@ def describe_os_error(err: OSError, doing: str) -> str:
         errno.EPERM: "choose a folder you can write",
         errno.EROFS: "choose a folder on a writable file system",
     }.get(err.errno, "check the disk and the path, and run again")
-    return f"cannot {doing}:{where}: {reason}; {fix}"
+    return f"cannot {doing}{':' + where if where else ''}: {reason}; {fix}"
 
 
 def as_fault(err: BaseException, doing: str) -> Fault | None:

@@ -20,13 +20,33 @@ from typing import IO
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``target``; rename it onto ``target`` when the block ends
-    without error, delete it when it does not."""
+    without error, delete it when it does not. The file gets the mode any new file would (0666
+    less the umask: mkstemp's own 0600 would hide records and data from other accounts), and an
+    ``OSError`` names ``target`` (a write into an open file names none)."""
     target = Path(target)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    except OSError as err:
+        raise _naming(err, target) from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(partial, target)
-    except BaseException:
+    except BaseException as err:
         Path(partial).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not err.filename:
+            raise _naming(err, target) from err
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _naming(err: OSError, target: Path) -> OSError:
+    """``err`` as the same kind of error about ``target``."""
+    return type(err)(err.errno, err.strerror, str(target)) if err.errno is not None else err
