@@ -4,6 +4,7 @@ plug-ins that do not import. Each through the real entry points."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import subprocess
@@ -124,3 +125,45 @@ def test_sources_keep_the_umask_for_the_unpacked_files(tmp_path):
         os.umask(old)
     files = modes(tmp_path / "data")
     assert files and all(mode == 0o644 for name, mode in files.items() if not name.endswith(".lock")), files
+
+
+# ---- honest summaries
+
+
+def job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> None:
+    folder = sweep / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if record is not None:
+        (folder / "metrics.json").write_text(json.dumps(record))
+
+
+def completed(acc: float, loss: float = 0.5, **extra) -> dict:
+    return {"status": "completed", "final": {"val/acc": acc, "test/acc": acc, "test/loss": loss, **extra}}
+
+
+def test_a_summary_averages_completed_runs_only_and_counts_the_rest(tmp_path):
+    from fmnist_scaling.tools import report
+
+    sweep = tmp_path / "sweep"
+    diverged = {"status": "diverged", "final": {"val/acc": 0.1, "test/acc": 0.1, "test/loss": float("nan")}}
+    job(sweep, "a0", ["model.optimizer.lr=1000", "seed=0"], completed(0.314, loss=2.0e7))
+    job(sweep, "a1", ["model.optimizer.lr=1000", "seed=1"], diverged)
+    job(sweep, "a2", ["model.optimizer.lr=1000", "seed=2"], diverged)
+    job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], completed(0.80, loss=float("inf")))
+    job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], completed(0.82, loss=float("inf")))
+    job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
+    rows = {r["model.optimizer.lr"]: r for r in report.write_report(sweep)}
+    # 2 of 3 seeds diverged: the mean is the finished run's, not 17.1 with chance folded in
+    assert rows["1000"]["val_acc"] == pytest.approx(0.314) and rows["1000"]["runs"] == 1
+    assert rows["1000"]["diverged"] == 2
+    assert rows["0.01"]["runs"] == 2 and rows["0.01"]["stopped"] == 1
+    table = (sweep / "summary.md").read_text()
+    line = next(x for x in table.splitlines() if x.startswith("| 1000 |"))
+    assert "| 31.4 |" in line and "±" not in line  # one run: no ± 0.0 that reads as agreement
+    assert "| 2e+07 |" in line  # a collapsed loss in scientific notation, not 20000000.000
+    line = next(x for x in table.splitlines() if x.startswith("| 0.01 |"))
+    assert "81.0 ± 1.4" in line and "| inf |" in line  # a column of inf values is shown as inf
+    header = table.splitlines()[0]
+    assert "test loss" in header and "stopped" in header and "diverged" in header
+    assert "sample standard deviation over the row's completed runs" in table

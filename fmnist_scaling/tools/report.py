@@ -44,6 +44,10 @@ METRICS = {
     "wall_time_s": ("wall s", lambda r: r.get("wall_time_s")),
 }
 PERCENT = {"train_acc", "val_acc", "test_acc", "dead_frac", "saturated_frac"}
+#: The counts of each row: runs averaged, then the runs of each other end.
+COUNTS = ("runs", "diverged", "collapsed", "stopped", "failed", "unfinished")
+#: Statuses of a run stopped before its last epoch (a signal, a time or step limit).
+STOPPED = ("interrupted", "stopped")
 SEED_KEY = "seed"
 LR_KEY = "model.optimizer.lr"
 
@@ -91,31 +95,47 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
     rows = []
     for values, members in groups.items():
         cell = [j["record"] or {"status": "unfinished"} for j in members]
-        done = [r for r in cell if r.get("status") in records.FINISHED]
+        completed = [r for r in cell if r.get("status") == "completed"]
         row: dict[str, Any] = dict(zip(keys, values))
         row |= {
-            "runs": len(done),
-            "diverged": sum(r["status"] == "diverged" for r in done),
-            "collapsed": sum(bool(r.get("collapsed")) for r in done),
+            "runs": len(completed),  # the n of every mean and spread in the row
+            "diverged": sum(r.get("status") == "diverged" for r in cell),
+            "collapsed": sum(bool(r.get("collapsed")) for r in completed),
+            "stopped": sum(r.get("status") in STOPPED for r in cell),
             "failed": sum(r.get("status") == "failed" for r in cell),
-            "unfinished": sum(r.get("status") in ("running", "unfinished", "interrupted") for r in cell),
+            "unfinished": sum(r.get("status") in ("running", "unfinished") for r in cell),
+            "nonfinite": set(),
         }
         for column, (_, read) in METRICS.items():
-            row[column], row[f"{column}_std"] = mean_std([read(r) for r in done])
-        row["curves"] = [r.get("history", []) for r in done]
+            values_read = [read(r) for r in completed]
+            row[column], row[f"{column}_std"] = mean_std(values_read)
+            if math.isnan(row[column]) and any(_number(v) for v in values_read):
+                row["nonfinite"].add(column)  # measured, but inf or NaN in every run: shown as such
+                row[column] = _only_nonfinite(values_read)
+        row["curves"] = [r.get("history", []) for r in completed]
         rows.append(row)
     rank = _headline_column(rows)
-    rows.sort(key=lambda r: -r[rank] if not math.isnan(r[rank]) else math.inf)
+    rows.sort(key=lambda r: -r[rank] if math.isfinite(r[rank]) else math.inf)
     return keys, rows
 
 
 def mean_std(values: list[Any]) -> tuple[float, float]:
-    """Mean and standard deviation of the finite values (a diverged run's NaN or inf loss is
-    counted in the ``diverged`` column, not averaged); NaN where there are none, std 0 for one."""
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    """Mean and sample standard deviation of the finite values; NaN where there are none, and a
+    NaN spread (shown as no ±, not as ± 0) where there is one."""
+    finite = [float(v) for v in values if _number(v) and math.isfinite(v)]
     if not finite:
         return math.nan, math.nan
-    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _only_nonfinite(values: list[Any]) -> float:
+    """inf or -inf where every measured value is that, else NaN."""
+    measured = {float(v) for v in values if _number(v)}
+    return measured.pop() if len(measured) == 1 else math.nan
 
 
 def _headline_column(rows: list[dict[str, Any]]) -> str:
@@ -145,7 +165,7 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _write_csv(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    columns = [*keys, "runs", "diverged", "collapsed", "failed", "unfinished"]
+    columns = [*keys, *COUNTS]
     columns += [c for m in METRICS for c in (m, f"{m}_std")]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
@@ -154,30 +174,38 @@ def _write_csv(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
+    """Mean ± sample std over the row's completed runs; no ± for one value; inf or nan where every
+    run measured a non-finite value; large and tiny values in scientific notation."""
     mean, std = row[column], row[f"{column}_std"]
+    if column in row["nonfinite"]:
+        return str(mean)  # inf, -inf or nan
     if math.isnan(mean):
         return "-"
     scale, digits = (100, 1) if column in PERCENT else (1, 3 if column != "wall_time_s" else 0)
-    text = f"{scale * mean:.{digits}f}"
-    return text + (f" ± {scale * std:.{digits}f}" if row["runs"] > 1 else "")
+    text = _number_text(scale * mean, digits)
+    return text + (f" ± {_number_text(scale * std, digits)}" if not math.isnan(std) else "")
+
+
+def _number_text(value: float, digits: int) -> str:
+    if value and (abs(value) >= 1e5 or abs(value) < 10**-digits):
+        return f"{value:.3g}"
+    return f"{value:.{digits}f}"
 
 
 def to_markdown(keys: list[str], rows: list[dict[str, Any]]) -> str:
-    shown = [m for m in METRICS if any(not math.isnan(r[m]) for r in rows)]
-    header = [
-        *keys,
-        "runs",
-        *(METRICS[m][0] + (" %" if m in PERCENT else "") for m in shown),
-        "diverged",
-        "collapsed",
-        "failed",
-    ]
+    shown = [m for m in METRICS if any(not math.isnan(r[m]) or m in r["nonfinite"] for r in rows)]
+    header = [*keys, "runs", *(METRICS[m][0] + (" %" if m in PERCENT else "") for m in shown), *COUNTS[1:]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row[k]) for k in keys] + [str(row["runs"])] + [_cell(row, m) for m in shown]
-        cells += [str(row["diverged"]), str(row["collapsed"]), str(row["failed"] + row["unfinished"])]
+        cells += [str(row[c]) for c in COUNTS[1:]]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = (
+        "\nMeans ± sample standard deviation over the row's completed runs (`runs`: their number; one run: no ±); "
+        "diverged, stopped, failed and unfinished runs are counted in their own columns, not averaged; "
+        "`collapsed`: completed runs at chance accuracy (averaged, and counted).\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
