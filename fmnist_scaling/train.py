@@ -22,7 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.run import cli, records
-from fmnist_scaling.run.experiment import check_resume, check_same_experiment, chosen_groups, override_key
+from fmnist_scaling.run.experiment import (
+    check_resume,
+    check_same_experiment,
+    chosen_groups,
+    override_key,
+    previous_record,
+)
 from fmnist_scaling.run.lifecycle import StopRun, StopSignals, end_early, reject
 from fmnist_scaling.run.threads import choose_threads
 from fmnist_scaling.run.validate import validate
@@ -37,8 +43,9 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir, in_sweep = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     follow_hydra_files()
-    previous = records.read(run_dir)
+    previous = None
     try:
+        previous = previous_record(run_dir, in_sweep)
         validate(cfg)
         check_resume(cfg, run_dir)
         set_now = {override_key(o) for o in hydra_cfg.overrides.task}

@@ -89,3 +89,11 @@ def train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def write_record(job: Path, overrides: list[str], record: dict) -> None:
+    """A record of this project for a made-up job of a sweep: ``record`` plus the fields every
+    run's record has (format, run_dir, overrides, config)."""
+    from fmnist_scaling.run import records
+
+    records.write(job, {"run_dir": str(job), "overrides": overrides, "config": {}, **record})

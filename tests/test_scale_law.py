@@ -10,7 +10,7 @@ import yaml
 
 from fmnist_scaling.tools import threshold
 from fmnist_scaling.tools.report import write_report
-from tests.conftest import run_module
+from tests.conftest import run_module, write_record
 
 
 def test_power_iteration_finds_the_largest_eigenvalue():
@@ -56,7 +56,7 @@ def fake_job(sweep, family, gain, acc, dead, std):
         "initial": {"diag/preact_std": std},
         "history": [{"epoch": 1, "val/acc": acc}],
     }
-    (job / "metrics.json").write_text(json.dumps(record))
+    write_record(job, [f"gain_as={family}", f"gain={gain}"], record)
 
 
 def test_the_summary_tabulates_each_family_by_gain_and_draws_the_figure(tmp_path):
@@ -79,7 +79,7 @@ def test_a_sweep_without_gain_has_no_scale_law_section(tmp_path):
     job = tmp_path / "scaling=max"
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["scaling=max"]))
-    (job / "metrics.json").write_text(json.dumps({"status": "completed", "final": {"val/acc": 0.8}}))
+    write_record(job, ["scaling=max"], {"status": "completed", "final": {"val/acc": 0.8}})
     write_report(tmp_path)
     assert "gain" not in (tmp_path / "summary.md").read_text() and not (tmp_path / "scale_law.png").exists()
 

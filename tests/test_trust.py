@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from fmnist_scaling.data import sources
+from fmnist_scaling.run import records
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT
 from fmnist_scaling.utils.files import atomic_file
-from tests.conftest import make_tiny, run_module, train
+from tests.conftest import make_tiny, run_module, train, write_record
 
 TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
 
@@ -135,7 +137,7 @@ def job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> No
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if record is not None:
-        (folder / "metrics.json").write_text(json.dumps(record))
+        write_record(folder, overrides, record)
 
 
 def completed(acc: float, loss: float = 0.5, **extra) -> dict:
@@ -167,3 +169,72 @@ def test_a_summary_averages_completed_runs_only_and_counts_the_rest(tmp_path):
     header = table.splitlines()[0]
     assert "test loss" in header and "stopped" in header and "diverged" in header
     assert "sample standard deviation over the row's completed runs" in table
+
+
+# ---- records nobody can fool
+
+
+def test_a_sweep_never_trusts_nor_crashes_on_a_record_that_is_not_one(tmp_path, tiny_root):
+    """Valid JSON that is not an object, a truncated record, a record written by something else:
+    each job is set aside (nothing deleted), runs anew with its .hydra/, and the summary is made."""
+    sweep = tmp_path / "sweep"
+    command = ["-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "seed=0,1,2", "scaling=max"]
+    proc = train(*command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = {seed: next(sweep.glob(f"*seed={seed}*")) for seed in (0, 1, 2)}
+    intact = (jobs[0] / "metrics.json").read_text()
+    bad = {0: "[1, 2, 3]", 1: intact[: len(intact) // 2], 2: json.dumps({"status": "completed"})}
+    for seed, text in bad.items():
+        (jobs[seed] / "metrics.json").write_text(text)
+        shutil.rmtree(jobs[seed] / ".hydra")  # and the config it ran with is gone too
+    proc = train(*command, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "no sweep summary" not in proc.stderr
+    for seed, text in bad.items():
+        warning = [line for line in proc.stderr.splitlines() if str(jobs[seed] / "metrics.json") in line]
+        assert len(warning) == 1 and "is not a record of fmnist_scaling" in warning[0], proc.stderr[-3000:]
+        record = json.loads((jobs[seed] / "metrics.json").read_text())
+        assert record["status"] == "completed" and record["format"] == records.FORMAT  # ran anew
+        assert (jobs[seed] / ".hydra" / "config.yaml").is_file()
+        (aside,) = jobs[seed].glob("set_aside_*")
+        assert (aside / "metrics.json").read_text() == text  # kept, not deleted
+    assert (sweep / "summary.md").is_file()
+    assert run_module("fmnist_scaling.tools.report", str(sweep), cwd=tmp_path).returncode == 0
+
+
+def test_a_resume_of_a_folder_whose_record_is_not_one_is_refused_and_moves_nothing(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    proc = train(*TINY, f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir / "metrics.json").write_text('{"status": "completed"}')
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    proc = train(f"resume={run_dir}", *TINY, f"data.root={tiny_root}", cwd=tmp_path)
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert line.startswith(f"error: {run_dir / 'metrics.json'} is not a record of fmnist_scaling")
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == config
+
+
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ("[]", "a JSON list, not an object"),
+        ('{"status": "completed"', "not JSON"),
+        ('{"status": "completed"}', "no run_dir"),
+        ('{"status": "done", "run_dir": "x"}', "status 'done' is none of"),
+        ('{"format": "fmnist_scaling.record/9", "status": "completed"}', "this version reads"),
+    ],
+)
+def test_read_names_why_a_file_is_not_a_record(tmp_path, text, why):
+    (tmp_path / "metrics.json").write_text(text)
+    with pytest.raises(records.RecordProblem, match=why) as caught:
+        records.read(tmp_path)
+    assert str(tmp_path / "metrics.json") in str(caught.value)
+
+
+def test_a_record_from_before_the_format_field_is_still_read(tmp_path):
+    old = {"status": "completed", "run_dir": str(tmp_path), "overrides": [], "config": {"seed": 0}, "final": {}}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    assert records.read(tmp_path) == {**old, "format": records.FORMAT}

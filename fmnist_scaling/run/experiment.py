@@ -18,8 +18,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.run import records
 from fmnist_scaling.run.migrate import upgrade_config
 from fmnist_scaling.utils.errors import ConfigError
+from fmnist_scaling.utils.log import log
 
 #: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
 NOT_THE_EXPERIMENT = (
@@ -64,6 +66,20 @@ def resume_command(run_dir: Path, overrides: list[str]) -> str:
     """The command that continues this run: its folder, the overrides that made its experiment
     and those that locate its data."""
     return f"python -m fmnist_scaling.train {shell(['resume=' + str(run_dir), *resume_overrides(overrides)])}"
+
+
+def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
+    """The record of the run that this one continues, if its folder holds one. A file there that
+    is not a record is never trusted: a sweep job sets it aside (with any checkpoints, nothing
+    deleted) and runs anew; a single run (``resume=``) is refused, naming the file."""
+    try:
+        return records.read(run_dir)
+    except records.RecordProblem as problem:
+        if not in_sweep:
+            raise ConfigError(f"{problem}; resume a run folder of fmnist_scaling, or move the file away") from None
+        aside = records.set_aside(run_dir)
+        log.warning(f"warning: {problem}; set it aside (with any checkpoints) in {aside}, and the job runs anew")
+        return None
 
 
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:

@@ -1,12 +1,18 @@
 """A run's record: ``metrics.json`` in its directory, written atomically after every epoch.
 
-Top-level keys: ``status`` (``running``, ``completed``, ``diverged``, ``failed``, ``interrupted``;
+Top-level keys: ``format`` (:data:`FORMAT`: whose record, which layout), ``status`` (``running``,
+``completed``, ``diverged``, ``failed``, ``interrupted``;
 ``running`` only while the run is alive, or after a kill -9 or a power cut), ``collapsed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
 ``error``, ``wall_time_s``, ``train_step`` (``fused`` or ``autograd (why)``, see
 :mod:`fmnist_scaling.models.fused`), ``device``, ``threads`` and ``threads_reason``, ``overrides``,
 ``choices`` (the config groups chosen) and ``config`` (the composed config, resolved).
+
+A record is read through :func:`read`, which checks it: anything else in a run's place (not
+JSON, not an object, truncated, written by something else or by a newer version) raises
+:class:`RecordProblem` naming the file, and is never trusted as a run's result. A record of this
+project written before the ``format`` field existed is recognised by its shape and upgraded.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.utils.errors import BadInput
 from fmnist_scaling.utils.files import atomic_file
 
 METRICS_FILE = "metrics.json"
@@ -28,17 +36,72 @@ COLLAPSE_FACTOR = 2.0
 HEADLINE_KEYS = ("val/acc", "train_full/acc", "train/acc")
 
 
+#: What every record of this project says it is: the project, and the version of its layout.
+FORMAT = "fmnist_scaling.record/1"
+#: Every status a record may hold.
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+
+
+class RecordProblem(BadInput):
+    """A file in a run's place that is not a record of this project (the message names it)."""
+
+
 def read(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's record, checked (and upgraded from the layout before ``format``); None where
+    there is none; :class:`RecordProblem` where the file is not one."""
     path = Path(run_dir) / METRICS_FILE
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordProblem(f"{path} is not a record of fmnist_scaling (not JSON: {err})") from None
+    except OSError as err:
+        raise RecordProblem(f"{path} cannot be read ({err.strerror})") from None
+    problem = _problem(record)
+    if problem:
+        raise RecordProblem(f"{path} is not a record of fmnist_scaling ({problem})")
+    return {**record, "format": FORMAT}
+
+
+def _problem(record: Any) -> str | None:
+    """Why ``record`` is not a record of this project, or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    fmt = record.get("format")
+    if fmt is not None and fmt != FORMAT:
+        return f"format {fmt!r}, this version reads {FORMAT!r}"
+    if record.get("status") not in STATUSES:
+        return f"status {record.get('status')!r} is none of {', '.join(STATUSES)}"
+    if not isinstance(record.get("run_dir"), str):
+        return "no run_dir"
+    if record["status"] == "failed" and "config" not in record:
+        return None if isinstance(record.get("error"), str) else "a failure with no error"
+    if not isinstance(record.get("config"), dict) or not isinstance(record.get("overrides"), list):
+        return "no config or overrides: not written by a run"
+    if record["status"] in FINISHED and not isinstance(record.get("final"), dict):
+        return "finished, but no final metrics"
+    if not isinstance(record.get("history", []), list):
+        return "a history that is not a list"
+    return None
+
+
+def set_aside(run_dir: str | os.PathLike) -> Path:
+    """Move what a run folder holds of a run (its record, its checkpoints) into a folder of its
+    own, ``set_aside_<time>``, so that the job can run anew; nothing is deleted."""
+    run_dir = Path(run_dir)
+    aside = run_dir / f"set_aside_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S_%f')}"
+    aside.mkdir()
+    for name in (METRICS_FILE, "checkpoints"):
+        if (run_dir / name).exists():
+            (run_dir / name).rename(aside / name)
+    return aside
 
 
 def write(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """Write ``metrics.json`` atomically: a kill mid-write leaves the previous version."""
-    return write_json(Path(run_dir) / METRICS_FILE, record)
+    """Write ``metrics.json`` atomically (a kill mid-write leaves the previous version), marked
+    as this project's record of :data:`FORMAT`."""
+    return write_json(Path(run_dir) / METRICS_FILE, {"format": FORMAT, **record})
 
 
 def write_json(path: Path, record: dict[str, Any]) -> Path:

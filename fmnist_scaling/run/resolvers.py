@@ -54,8 +54,20 @@ def new_run_dir(resume: str | None, base: str, name: str) -> str:
 
 def record_subdir(output_dir: str) -> str | None:
     """Hydra's ``output_subdir`` for a job: ``.hydra`` for a new run; None (write nothing) for a
-    run that already has a record, so resuming or skipping it never rewrites the config it ran with."""
-    return None if (Path(output_dir) / records.METRICS_FILE).is_file() else ".hydra"
+    run that already has a record, so resuming or skipping it never rewrites the config it ran
+    with. A file there that is not a record: a sweep job runs anew (``.hydra``), a single run is
+    refused and keeps the config it has."""
+    try:
+        return None if records.read(output_dir) is not None else ".hydra"
+    except records.RecordProblem:
+        return ".hydra" if _in_sweep() else None
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def group_choices(group: str) -> list[str]:

@@ -75,7 +75,12 @@ def load_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = dict(_split(o) for o in yaml.safe_load(overrides_file.read_text()) or [])
-        jobs.append({"dir": job_dir, "overrides": overrides, "record": records.read(job_dir)})
+        try:
+            record = records.read(job_dir)
+        except records.RecordProblem as problem:  # never trusted, never crashed on: counted as unfinished
+            log.warning(f"warning: {problem}; counted as unfinished")
+            record = {"status": "unreadable", "error": str(problem)}
+        jobs.append({"dir": job_dir, "overrides": overrides, "record": record})
     return jobs
 
 
@@ -103,7 +108,7 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
             "collapsed": sum(bool(r.get("collapsed")) for r in completed),
             "stopped": sum(r.get("status") in STOPPED for r in cell),
             "failed": sum(r.get("status") == "failed" for r in cell),
-            "unfinished": sum(r.get("status") in ("running", "unfinished") for r in cell),
+            "unfinished": sum(r.get("status") in ("running", "unfinished", "unreadable") for r in cell),
             "nonfinite": set(),
         }
         for column, (_, read) in METRICS.items():
