@@ -26,6 +26,7 @@ from fmnist_scaling.run.experiment import (
     check_resume,
     check_same_experiment,
     chosen_groups,
+    extends,
     override_key,
     previous_record,
 )
@@ -52,18 +53,18 @@ def main(cfg: DictConfig) -> float:
         check_same_experiment(cfg, run_dir, previous, in_sweep, chosen_groups(), set_now)
     except BadInput as err:
         return reject(err, run_dir, in_sweep, previous)
-    if previous and previous.get("status") in records.FINISHED:
+    if previous and previous.get("status") in records.FINISHED and not extends(cfg, previous):
         log.info(f"{run_dir}: already {previous['status']}, skipped (delete its metrics.json to run it again)")
         return records.objective(previous)
     stop = StopSignals()
     try:
         with stop:
-            return train(cfg, run_dir, in_sweep, stop)
+            return train(cfg, run_dir, in_sweep, stop, previous)
     except (BadInput, Fault, StopRun) as err:  # before training: the data, or a signal
         return reject(err, run_dir, in_sweep, None)
 
 
-def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals) -> float:
+def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, previous: dict | None = None) -> float:
     """Build the model, the data and the trainer from ``cfg``; fit, test and record the run."""
     start = time.perf_counter()  # the record's wall_time_s counts the imports below, as it always has
     import lightning as L  # imported here: a rejected config exits without paying for it
@@ -84,7 +85,7 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals) -> 
     quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
     overrides, choices = list(HydraConfig.get().overrides.task), chosen_groups()
-    recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start)
+    recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start, extends(cfg, previous))
 
     # the model, then the data in the shape its network asks for
     model = build_model(cfg)

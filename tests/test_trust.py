@@ -238,3 +238,69 @@ def test_a_record_from_before_the_format_field_is_still_read(tmp_path):
     old = {"status": "completed", "run_dir": str(tmp_path), "overrides": [], "config": {"seed": 0}, "final": {}}
     (tmp_path / "metrics.json").write_text(json.dumps(old))
     assert records.read(tmp_path) == {**old, "format": records.FORMAT}
+
+
+# ---- a status for every way a run ends
+
+STEPS = [*TINY[:3], "data.steps_per_batch=4"]  # tiny data: 16 SGD steps an epoch, in Lightning batches of 4
+
+
+def final_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_a_run_stopped_by_a_step_limit_says_so_and_resumes_to_the_same_numbers(tmp_path, tiny_root):
+    data = [*STEPS, f"data.root={tiny_root}", "trainer.max_epochs=3"]
+    straight = tmp_path / "straight"
+    assert train(*data, f"hydra.run.dir={straight}", cwd=tmp_path).returncode == 0
+    run_dir = tmp_path / "run"
+    proc = train(*data, "trainer.max_steps=20", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopped by trainer.max_steps after 20 of 48 steps (41.7%); resume with:" in proc.stdout
+    record = final_of(run_dir)
+    assert record["status"] == "stopped" and record["stopped_by"] == "trainer.max_steps"
+    assert (
+        record["steps_done"] == 20
+        and record["steps_planned"] == 48
+        and record["fraction_done"] == pytest.approx(20 / 48)
+    )
+    assert record["history"][-1]["partial"] is True and record["history"][-1]["epoch"] == 2
+    # the printed command, without the limit (not part of the experiment): it finishes the run
+    proc = train(f"resume={run_dir}", *data, cwd=tmp_path)
+    assert proc.returncode == 0 and f"run {run_dir}: completed" in proc.stdout, proc.stderr[-3000:]
+    record = final_of(run_dir)
+    assert [(h["epoch"], h["step"], h.get("partial")) for h in record["history"]] == [
+        (1, 16, None),
+        (2, 32, None),
+        (3, 48, None),
+    ]
+    assert record["final"] == final_of(straight)["final"]  # the partial epoch was redone from its start
+
+
+def test_a_run_stopped_by_its_time_limit_is_not_called_completed(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    data = [*STEPS, f"data.root={tiny_root}", "trainer.max_epochs=100000", "callbacks.diagnostics.histograms=false"]
+    proc = train(*data, "trainer.max_time=00:00:00:02", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = final_of(run_dir)
+    assert record["status"] == "stopped" and record["stopped_by"] == "trainer.max_time"
+    assert 0 < record["fraction_done"] < 0.01 and "completed" not in proc.stdout.split("\n", 1)[0]
+    # another limit is the same experiment: not refused; the run goes on from its last whole epoch
+    done = record["steps_done"]
+    proc = train(f"resume={run_dir}", *data, "trainer.max_time=00:00:00:03", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert final_of(run_dir)["status"] == "stopped" and final_of(run_dir)["steps_done"] > done
+
+
+def test_a_finished_run_extends_to_more_epochs_with_one_history(tmp_path, tiny_root):
+    data = [*STEPS, f"data.root={tiny_root}"]
+    straight, run_dir = tmp_path / "straight", tmp_path / "run"
+    assert train(*data, "trainer.max_epochs=3", f"hydra.run.dir={straight}", cwd=tmp_path).returncode == 0
+    assert train(*data, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    proc = train(f"resume={run_dir}", *data, "trainer.max_epochs=3", cwd=tmp_path)
+    assert proc.returncode == 0 and "completed (extended from 2 epochs)" in proc.stdout, proc.stderr[-3000:]
+    record = final_of(run_dir)
+    assert record["extended_from_epochs"] == 2 and [h["epoch"] for h in record["history"]] == [1, 2, 3]
+    assert record["final"] == final_of(straight)["final"]
+    proc = train(f"resume={run_dir}", *data, "trainer.max_epochs=2", cwd=tmp_path)  # fewer epochs: refused
+    assert proc.returncode == EXIT_BAD_INPUT and "trainer.max_epochs=2 (the run: 3)" in proc.stderr

@@ -26,7 +26,6 @@ from fmnist_scaling.data import sources
 from fmnist_scaling.data.scaling import Scaling
 from fmnist_scaling.utils.errors import ConfigError
 
-
 #: The evaluation passes' batch unless the config or the network says otherwise (the MLP's).
 EVAL_BATCH_SIZE = 2000
 
@@ -45,6 +44,9 @@ class StudyData(Protocol):
     @property
     def steps_per_epoch(self) -> int:
         """SGD steps in one epoch on this process (its share of the split under DDP)."""
+
+    def steps_in(self, batches: int | float) -> int:
+        """SGD steps in ``batches`` Lightning training batches of one epoch (at most the epoch's)."""
 
     @property
     def val_loader_names(self) -> list[str]:
@@ -202,7 +204,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
         check_input_shape(self.input_shape, tuple(data["train_images"].shape[1:]))
         images, labels = data["train_images"].flatten(1), data["train_labels"]
         if not 0 <= self.val_size < len(images):
-            raise ValueError(f"data.val_size={self.val_size} must be in 0..{len(images) - 1} (the training set has {len(images)} images)")
+            raise ValueError(
+                f"data.val_size={self.val_size} must be in 0..{len(images) - 1} "
+                f"(the training set has {len(images)} images)"
+            )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         if not self.scaling.fitted:  # statistics restored from a checkpoint are kept as they are
@@ -218,7 +223,14 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         x, y = self.splits["train"]
         return TensorBatches(
-            x, y, self.batch_size, shuffle=True, seed=self.seed, transform=self.inputs, group=self.steps_per_batch, **self._shard()
+            x,
+            y,
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            transform=self.inputs,
+            group=self.steps_per_batch,
+            **self._shard(),
         )
 
     def val_dataloader(self) -> list[TensorBatches]:
@@ -233,6 +245,14 @@ class FashionMNISTDataModule(L.LightningDataModule):
         """SGD steps in one epoch on this process (its share of the training split under DDP)."""
         world_size = self.trainer.world_size if self.trainer is not None else 1
         return math.ceil(len(self.splits["train"][0]) / world_size / self.batch_size)
+
+    def steps_in(self, batches: int | float) -> int:
+        """SGD steps in ``batches`` Lightning training batches of one epoch (at most the epoch's)."""
+        return (
+            self.steps_per_epoch
+            if not math.isfinite(batches)
+            else min(int(batches) * self.steps_per_batch, self.steps_per_epoch)
+        )
 
     @property
     def val_loader_names(self) -> list[str]:
@@ -288,5 +308,7 @@ def check_input_shape(shape: tuple[int, ...] | None, image: tuple[int, ...]) -> 
     """A network's input shape must hold one image's pixels (``image``: height, width)."""
     if shape and math.prod(shape) != math.prod(image):
         flat, grid = (math.prod(image),), (1, *image)
-        raise ConfigError(f"the network's input_shape={shape} is invalid: the images are {' x '.join(map(str, image))} "
-                          f"({math.prod(image)} values); use {flat} or {grid}")
+        raise ConfigError(
+            f"the network's input_shape={shape} is invalid: the images are {' x '.join(map(str, image))} "
+            f"({math.prod(image)} values); use {flat} or {grid}"
+        )

@@ -8,7 +8,8 @@ runs load one file and never import torchvision.
 
 What a run trains on is checked every time, not only when the cache is built: the cache holds an
 md5 digest of each tensor, and each run recomputes them once (about 0.08 s for the 55 MB, in
-``prepare``; its ``load`` then only re-reads the same file) and checks shapes and label range. With ``verify`` (the default) the digests must also be those of the real
+``prepare``; its ``load`` then only re-reads the same file) and checks shapes and label range.
+With ``verify`` (the default) the digests must also be those of the real
 Fashion-MNIST. A damaged, truncated or outdated cache is rebuilt from the IDX files, with a
 warning; one that cannot be rebuilt is refused with one line that says what to do.
 
@@ -109,7 +110,9 @@ def prepare(root: str, local_copy: str | None = DEBIAN_COPY, download: bool = Tr
     if problem != "missing":
         log.warning(f"warning: the data cache {cache} {problem}; rebuilt it from the IDX files")
     if _check_cache(cache, verify) is not None:  # the file system lost what was just written
-        raise DataFault(f"the data cache {cache} does not read back as written; check the disk, delete {cache.parent} and run again")
+        raise DataFault(
+            f"the data cache {cache} does not read back as written; check the disk, delete {cache.parent} and run again"
+        )
     return source
 
 
@@ -149,8 +152,10 @@ def _read_checked(path: Path, verify: bool, hash_it: bool = True) -> tuple[dict[
         expected = FASHION_MNIST_DIGESTS if verify else stored.get("digests", {})
         wrong = [name for name in TENSORS if digests[name] != expected.get(name)]
         if wrong and verify and digests == stored.get("digests"):
-            problem = (f"holds data other than Fashion-MNIST ({', '.join(wrong)}; built with data.verify=false: "
-                       "set data.verify=false to use a dataset of your own)")
+            problem = (
+                f"holds data other than Fashion-MNIST ({', '.join(wrong)}; built with data.verify=false: "
+                "set data.verify=false to use a dataset of your own)"
+            )
         elif wrong:
             problem = f"is damaged (the md5 of {', '.join(wrong)} differs from the one it was written with)"
     return data, problem
@@ -189,7 +194,7 @@ def _lock(root: str) -> Iterator[None]:
     folder = Path(root) / "FashionMNIST"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / ".lock", "a")
+        handle = open(folder / ".lock", "a")  # noqa: SIM115 - held by the with block below
     except OSError as err:
         raise _write_error(err, root) from None
     with handle:
@@ -247,7 +252,9 @@ def _unpack(folder: Path, raw: Path) -> None:
                     with open(folder / name, "rb") as src:
                         shutil.copyfileobj(src, dst)
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-            raise DataError(f"cannot unpack {source}: {err}; the local copy is damaged (reinstall it, or set data.local_copy)") from None
+            raise DataError(
+                f"cannot unpack {source}: {err}; the local copy is damaged (reinstall it, or set data.local_copy)"
+            ) from None
 
 
 def _download(root: str, tried: list[str]) -> bool:
@@ -279,7 +286,8 @@ def _check_file(path: Path, verify: bool) -> None:
     if digest != md5:
         found = f"{actual_size} bytes" + (f", md5 {digest}" if digest else "")
         raise DataError(
-            f"{path} is not the Fashion-MNIST file it is named after (expected {size} bytes with md5 {md5}; found {found}). "
+            f"{path} is not the Fashion-MNIST file it is named after "
+            f"(expected {size} bytes with md5 {md5}; found {found}). "
             f"Delete {path.parent.parent} to fetch the data again, or set data.verify=false for a dataset of your own."
         )
 
@@ -297,7 +305,9 @@ def _build_cache(root: str, verify: bool) -> None:
         try:
             images, labels = read_image_file(str(images_file)), read_label_file(str(labels_file))
         except Exception as err:  # torchvision's reader asserts on a bad header or a short file
-            raise DataError(f"cannot read the IDX files in {raw} ({type(err).__name__}: {err}); delete them to fetch the data again") from None
+            raise DataError(
+                f"cannot read the IDX files in {raw} ({type(err).__name__}: {err}); delete them to fetch the data again"
+            ) from None
         data[f"{split}_images"], data[f"{split}_labels"] = images.contiguous(), labels.to(torch.int64)
     problem = _shape_problem(data)
     if problem is not None:

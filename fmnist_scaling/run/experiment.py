@@ -34,7 +34,11 @@ NOT_THE_EXPERIMENT = (
     "trainer.enable_progress_bar",
     "trainer.accelerator",
     "callbacks.progress",
+    "trainer.max_time",  # limits that stop a run before its plan: a stopped run resumes without them
+    "trainer.max_steps",
 )
+#: Keys a run that continues may raise: a finished run extended to more epochs.
+EXTENDABLE = ("trainer.max_epochs",)
 #: Of those, the keys that say where the data is: a resume command repeats them, or it would
 #: look for the data elsewhere.
 LOCATE_THE_DATA = ("data.root", "data.local_copy", "data.download")
@@ -111,7 +115,7 @@ def check_same_experiment(
     differs = sorted(
         k
         for k in now.keys() | then.keys()
-        if now.get(k) != then.get(k) and not harmless(k) and (k in then or k in set_now)
+        if now.get(k) != then.get(k) and not harmless(k) and (k in then or k in set_now) and not _raised(k, now, then)
     )
     if not differs:
         return
@@ -133,6 +137,19 @@ def check_same_experiment(
         f"resume={cfg.resume} is invalid: the run was trained with other settings: {shown}; "
         f"resume it with its own overrides: resume={cfg.resume} {own}".rstrip()
     )
+
+
+def extends(cfg: DictConfig, previous: dict[str, Any] | None) -> int | None:
+    """The epochs of a completed or stopped run that this one extends to more epochs, else None."""
+    if not previous or previous.get("status") not in ("completed", "stopped"):
+        return None
+    then = (previous.get("config") or {}).get("trainer", {}).get("max_epochs")
+    return then if isinstance(then, int) and cfg.trainer.max_epochs > then else None
+
+
+def _raised(key: str, now: dict[str, Any], then: dict[str, Any]) -> bool:
+    before, after = then.get(key), now.get(key)
+    return key in EXTENDABLE and isinstance(before, int) and isinstance(after, int) and after > before
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

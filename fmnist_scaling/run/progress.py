@@ -31,10 +31,9 @@ class StepProgressBar(TQDMProgressBar):
         """SGD steps this epoch: Lightning's batches times the steps in each, at most the split."""
         batches = super().total_train_batches
         datamodule = getattr(self.trainer, "datamodule", None)
-        group = getattr(datamodule, "steps_per_batch", None)
-        if not group or not math.isfinite(batches):
+        if not hasattr(datamodule, "steps_in") or not math.isfinite(batches):
             return batches
-        return min(int(batches) * group, datamodule.steps_per_epoch)
+        return datamodule.steps_in(batches)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)

@@ -34,6 +34,7 @@ class RunRecorder(L.Callback):
         choices: dict[str, str] | None = None,
         threads_reason: str = "torch's default",
         start: float | None = None,
+        extended_from: int | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.start = time.perf_counter() if start is None else start
@@ -47,6 +48,8 @@ class RunRecorder(L.Callback):
             "threads_reason": threads_reason,
             "config": OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {},
         }
+        if extended_from is not None:  # a finished run of that many epochs, continued: one history
+            self.fields["extended_from_epochs"] = extended_from
         self.history: list[dict[str, float]] = []
         self.first_step_at: float | None = None  # Unix time: start-up cost, for the benchmark
         self._epoch_start, self._train_end = 0.0, None
@@ -96,15 +99,46 @@ class RunRecorder(L.Callback):
 
     def finish(self, tested: list[dict[str, float]], num_classes: int) -> dict[str, Any]:
         """Write the final record: the last epoch's metrics and the test's (``tested``, as
-        ``Trainer.test`` returns them), the status (``completed`` or ``diverged``), collapse."""
+        ``Trainer.test`` returns them), how the run ended (:meth:`ending`), collapse."""
         final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if "/" in k}
         final |= {k: float(v) for k, v in (tested[0] if tested else {}).items() if "/" in k}
         return self.write(
-            status="diverged" if self._model.diverged_at else "completed",
+            **self.ending(),
             collapsed=records.is_collapsed(final, num_classes),
             diverged_at=self._model.diverged_at,
             final=final,
         )
+
+    def ending(self) -> dict[str, Any]:
+        """How ``fit`` ended: ``diverged``; ``completed`` (every planned step: the epochs asked
+        for, each as long as ``limit_train_batches`` allows); or ``stopped`` before that, with
+        ``stopped_by``: ``trainer.max_time``, ``trainer.max_steps`` or a callback that asked the
+        trainer to stop. With the steps done and planned, and their fraction."""
+        trainer = self._trainer
+        planned = self._steps_per_epoch(trainer) * trainer.max_epochs
+        done = trainer.global_step
+        steps = {"steps_done": done, "steps_planned": planned, "fraction_done": done / planned if planned else 1.0}
+        if self._model.diverged_at:
+            return {"status": "diverged", **steps}
+        if done >= planned:
+            return {"status": "completed", **steps}
+        timer = next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+        if trainer.max_steps > 0 and done >= trainer.max_steps:
+            by = "trainer.max_steps"
+        elif timer is not None and (timer.time_remaining("train") or 0) <= 0:
+            by = "trainer.max_time"
+        else:
+            by = "a callback (early stopping)"
+        return {"status": "stopped", "stopped_by": by, **steps}
+
+    @staticmethod
+    def _steps_per_epoch(trainer: L.Trainer) -> int:
+        """SGD steps an epoch as planned: Lightning's batches (``limit_train_batches`` counted)
+        times the steps in each, at most the split (:class:`~fmnist_scaling.data.datamodule.StudyData`)."""
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "steps_in"):
+            return int(trainer.num_training_batches)
+        return datamodule.steps_in(trainer.num_training_batches)
 
     # ---- hooks
     def on_train_batch_start(
@@ -122,6 +156,13 @@ class RunRecorder(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
+        first = self.history[-1]["step"] if self.history and self.history[-1]["epoch"] < entry["epoch"] else 0
+        if trainer.global_step - first < self._steps_per_epoch(trainer) and not trainer.sanity_checking:
+            entry["partial"] = True  # stopped inside the epoch (a time or step limit)
+            # and no checkpoint of it: the last one stays the last whole epoch's, so that a resumed
+            # run redoes this epoch from its start, as after Ctrl-C (Lightning would skip its rest)
+            for checkpoint in trainer.checkpoint_callbacks:
+                checkpoint._last_global_step_saved = trainer.global_step
         end = time.perf_counter()
         entry["epoch_time_s"] = end - self._epoch_start  # training steps and validation passes
         entry["train_time_s"] = (self._train_end or end) - self._epoch_start  # training steps only

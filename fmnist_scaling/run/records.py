@@ -1,7 +1,8 @@
 """A run's record: ``metrics.json`` in its directory, written atomically after every epoch.
 
 Top-level keys: ``format`` (:data:`FORMAT`: whose record, which layout), ``status`` (``running``,
-``completed``, ``diverged``, ``failed``, ``interrupted``;
+``completed``, ``diverged``, ``stopped`` (by a time or step limit: ``stopped_by``), ``failed``,
+``interrupted``; ``steps_done``, ``steps_planned``, ``fraction_done``;
 ``running`` only while the run is alive, or after a kill -9 or a power cut), ``collapsed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
@@ -39,7 +40,7 @@ HEADLINE_KEYS = ("val/acc", "train_full/acc", "train/acc")
 #: What every record of this project says it is: the project, and the version of its layout.
 FORMAT = "fmnist_scaling.record/1"
 #: Every status a record may hold.
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "stopped", "failed", "interrupted")
 
 
 class RecordProblem(BadInput):

@@ -3,11 +3,13 @@ settings beside its final metrics)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.run import records
+from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.log import log
 
 #: Final metrics shown beside the settings in TensorBoard's HPARAMS view.
@@ -53,7 +55,16 @@ def hparam_metrics(final: dict[str, float]) -> dict[str, float]:
 def print_summary(record: dict[str, Any]) -> None:
     """The run's last lines on the console: status, accuracy and loss per split, the first layer's health."""
     final = record["final"]
-    lines = [f"run {record['run_dir']}: {record['status']}" + (" (collapsed to chance)" if record["collapsed"] else "")]
+    status = record["status"]
+    if status == "stopped":
+        resume = resume_command(Path(record["run_dir"]), record["overrides"])
+        status += (
+            f" by {record['stopped_by']} after {record['steps_done']:,} of {record['steps_planned']:,} steps "
+            f"({100 * record['fraction_done']:.1f}%); resume with: {resume}"
+        )
+    if record.get("extended_from_epochs"):
+        status += f" (extended from {record['extended_from_epochs']} epochs)"
+    lines = [f"run {record['run_dir']}: {status}" + (" (collapsed to chance)" if record["collapsed"] else "")]
     for split in ("train", "train_full", "val", "test"):
         if f"{split}/acc" in final:
             lines.append(f"  {split:<10}  acc {100 * final[f'{split}/acc']:6.2f}%   loss {final[f'{split}/loss']:.4f}")
