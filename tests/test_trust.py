@@ -304,3 +304,32 @@ def test_a_finished_run_extends_to_more_epochs_with_one_history(tmp_path, tiny_r
     assert record["final"] == final_of(straight)["final"]
     proc = train(f"resume={run_dir}", *data, "trainer.max_epochs=2", cwd=tmp_path)  # fewer epochs: refused
     assert proc.returncode == EXIT_BAD_INPUT and "trainer.max_epochs=2 (the run: 3)" in proc.stderr
+
+
+# ---- every value checked before anything is made
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("seed=-5", "seed=-5 is invalid: must be an integer in 0..4294967295"),
+        ("seed=99999999999", "seed=99999999999 is invalid: must be an integer in 0..4294967295"),
+        ("threads=-1", "threads=-1 is invalid: must be an integer >= 1"),
+        ("threads=0", "threads=0 is invalid: must be an integer >= 1"),  # was silently torch's default
+        ("model.optimizer.lrr=0.1", "model.optimizer.lrr is not a key of the config: did you mean model.optimizer.lr?"),
+        ("trainer.max_epoch=3", "trainer.max_epoch is not a key of the config: did you mean trainer.max_epochs?"),
+    ],
+)
+def test_a_bad_value_or_key_is_one_line_and_makes_nothing(tmp_path, override, message):
+    proc = train(override, "data.root=unused", cwd=tmp_path)
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert line.startswith(f"error: {message}"), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no run folder, no lightning_logs
+
+
+def test_a_misspelt_key_in_a_sweep_is_one_line_too(tmp_path):
+    proc = train("-m", "seed=0,1", "model.optimizer.lrr=0.1,0.2", "data.root=unused", cwd=tmp_path)
+    assert proc.returncode == EXIT_BAD_INPUT and "did you mean model.optimizer.lr?" in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []

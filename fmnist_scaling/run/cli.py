@@ -1,14 +1,16 @@
 """The command line of ``python -m fmnist_scaling.train``: what is checked before Hydra starts,
 and what becomes of an error Hydra itself raises.
 
-Before Hydra: a moved key, an unknown config-group choice and an output folder that cannot be
-written are each one line and exit 2 (Hydra would print a paragraph, or a traceback while making
-the folder); path values are quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
+Before Hydra: a moved key, an unknown config-group choice, a key the config does not have (with
+the closest key) and an output folder that cannot be written are each one line and exit 2
+(Hydra would print a paragraph, or a traceback while making the folder); path values are
+quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
 Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -42,7 +44,7 @@ def run(main: Callable[[], object]) -> None:
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
     argv = sys.argv[1:]
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
-    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR)
+    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR) or unknown_key(argv)
     problem = problem or (None if resolvers.dry_run else unwritable_output(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     if problem:
@@ -56,3 +58,41 @@ def run(main: Callable[[], object]) -> None:
         fault = as_fault(err, "write the run folder")  # e.g. .hydra/ on a full disk
         log.error(f"error: {fault or err}")
         sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error
+
+
+def unknown_key(argv: list[str]) -> str | None:
+    """An override of a key that the composed config does not have (``model.optimizer.lrr=0.1``),
+    as one line naming the closest key; Hydra would print five lines and exit 1. Keys are looked
+    up in the config composed with the command line's group choices; None when all exist, or
+    when composing fails (Hydra then says why)."""
+    plain = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-"))]
+    keys = [k for k in plain if not k.startswith("hydra.") and "/" not in k and not (resolvers.CONF_DIR / k).is_dir()]
+    if not keys:
+        return None
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    groups = [a for a in argv if "=" in a and not a.startswith("-") and a.split("=", 1)[0] not in keys]
+    groups = [a for a in groups if "," not in a.split("=", 1)[1] or a.startswith("hydra.searchpath=")]
+    try:
+        with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=groups)
+    except Exception:  # noqa: BLE001 - a sweep over groups, a bad choice: Hydra tells
+        return None
+    known = _all_keys(OmegaConf.to_container(cfg, resolve=False))
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see python -m fmnist_scaling.train --cfg job"
+            return f"{key} is not a key of the config: {hint} (+{key}=... adds a new one)"
+    return None
+
+
+def _all_keys(tree: object, prefix: str = "") -> set[str]:
+    """Every key of a config tree, inner ones included (``model``, ``model.optimizer``, ...)."""
+    if not isinstance(tree, dict):
+        return set()
+    keys = set()
+    for name, value in tree.items():
+        keys |= {f"{prefix}{name}"} | _all_keys(value, f"{prefix}{name}.")
+    return keys

@@ -19,6 +19,8 @@ from fmnist_scaling.models.networks import ACTIVATIONS, INITS, INPUT_NORMS
 from fmnist_scaling.utils.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+#: The largest seed numpy's and so Lightning's seeding takes (2^32 - 1).
+MAX_SEED = 2**32 - 1
 
 
 def _number(cfg: DictConfig, key: str, allowed: str, ok: Any, integer: bool = False) -> None:
@@ -32,7 +34,9 @@ def _number(cfg: DictConfig, key: str, allowed: str, ok: Any, integer: bool = Fa
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first bad value in ``cfg``."""
-    _number(cfg, "seed", "must be an integer", lambda v: True, integer=True)
+    _number(cfg, "seed", f"must be an integer in 0..{MAX_SEED}", lambda v: 0 <= v <= MAX_SEED, integer=True)
+    if cfg.get("threads") is not None:  # null: torch's default, or the launcher's share of the cores
+        _number(cfg, "threads", "must be an integer >= 1 (or null: torch's default)", lambda v: v >= 1, integer=True)
     _number(cfg, "model.optimizer.lr", "must be a finite number > 0", lambda v: 0 < v < math.inf)
     _number(cfg, "data.batch_size", "must be an integer >= 1", lambda v: v >= 1, integer=True)
     _number(cfg, "data.steps_per_batch", "must be an integer >= 1", lambda v: v >= 1, integer=True)
