@@ -37,7 +37,7 @@ def colour_key(keys: list[str]) -> str | None:
 
 
 def colours(key: str | None, values: list[str]) -> dict[str, Any]:
-    """A colour per value: the modes' own for ``scaling``; a sequential map for numbers; else tab10."""
+    """A colour per value: the modes' own for ``scaling``; a sequential map for numbers; else Dark2."""
     import matplotlib.pyplot as plt
 
     if key == "scaling":
@@ -47,7 +47,8 @@ def colours(key: str | None, values: list[str]) -> dict[str, Any]:
         ordered = sorted(values, key=float)
         cmap = plt.cm.viridis
         return {v: cmap(i / max(1, len(ordered) - 1)) for i, v in enumerate(ordered)}
-    return {v: plt.cm.tab10.colors[i % 10] for i, v in enumerate(sorted(values))}
+    # not tab10: its red, blue and green are the modes' none, max and standard
+    return {v: plt.cm.Dark2.colors[i % 8] for i, v in enumerate(sorted(values))}
 
 
 def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -66,15 +67,17 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: 
     metrics = [("acc", "accuracy (%)", 100)] + (
         [("loss", "cross-entropy loss", 1)] if len(facets) <= MAX_COLUMNS else []
     )
-    columns = min(MAX_COLUMNS, len(facets))
-    panel_rows = math.ceil(len(facets) / columns)
+    single = len(facets) == 1  # one panel each for accuracy and loss, side by side
+    columns = len(metrics) if single else min(MAX_COLUMNS, len(facets))
+    panel_rows = 1 if single else math.ceil(len(facets) / columns)
+    grid_rows = 1 if single else panel_rows * len(metrics)
     fig, axes = plt.subplots(
-        panel_rows * len(metrics), columns, figsize=(3.6 * columns + 1.5, 2.9 * panel_rows * len(metrics)),
-        sharex=True, sharey="row", squeeze=False,
+        grid_rows, columns, figsize=(4.6 * columns + 1.5, 3.6) if single else (3.6 * columns + 1.5, 2.9 * grid_rows),
+        sharex=True, sharey=False if single else "row", squeeze=False,
     )  # fmt: skip
     for i, facet in enumerate(facets):
         for m, (metric, label, scale) in enumerate(metrics):
-            ax = axes[(i // columns) * len(metrics) + m][i % columns]
+            ax = axes[0][m] if single else axes[(i // columns) * len(metrics) + m][i % columns]
             for row in (r for r in rows if _in_facet(r, facet)):
                 colour = palette.get(str(row[by])) if by else "tab:blue"
                 _draw(ax, row, metric, scale, colour)
@@ -82,13 +85,17 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: 
             if metric == "acc":
                 ax.set_ylim(0, 100)
                 ax.axhline(10, color="grey", linewidth=0.8, linestyle=":")  # chance
-                ax.set_title(", ".join(f"{k}={v}" for k, v in facet.items()) or "every run", fontsize=10)
+                ax.set_title(", ".join(f"{k}={v}" for k, v in facet.items()) or "accuracy", fontsize=10)
+            elif single:
+                ax.set_title("loss", fontsize=10)
             ax.grid(alpha=0.3)
             ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in axes.flat[len(facets) * len(metrics) :] if panel_rows * columns > len(facets) else []:
         ax.set_visible(False)
-    for ax in axes[-1]:
+    for column in range(columns):  # the lowest panel of each column shown: its epochs
+        ax = next(a for a in axes[:, column][::-1] if a.get_visible())
         ax.set_xlabel("epoch")
+        ax.xaxis.set_tick_params(labelbottom=True)
     handles = [plt.Line2D([], [], color=c, linewidth=2, label=f"{by}={v}") for v, c in palette.items()]
     handles += [
         plt.Line2D([], [], color="black", linestyle="-", label="train (after each epoch)"),

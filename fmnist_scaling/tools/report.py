@@ -192,9 +192,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 def _number_text(value: float, digits: int) -> str:
-    if value and (abs(value) >= 1e5 or abs(value) < 10**-digits):
-        return f"{value:.3g}"
-    return f"{value:.{digits}f}"
+    """Fixed digits, or scientific notation for values too large to read that way (a collapsed loss)."""
+    return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
 
 
 def to_markdown(keys: list[str], rows: list[dict[str, Any]]) -> str:
