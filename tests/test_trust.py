@@ -138,6 +138,8 @@ def test_sources_keep_the_umask_for_the_unpacked_files(tmp_path):
         ("threads=0", "threads=0 is invalid: must be an integer >= 1"),  # was silently torch's default
         ("model.optimizer.lrr=0.1", "model.optimizer.lrr is not a key of the config: did you mean model.optimizer.lr?"),
         ("trainer.max_epoch=3", "trainer.max_epoch is not a key of the config: did you mean trainer.max_epochs?"),
+        ("logger=null", "logger=null is invalid: to run without a logger, remove the group with ~logger"),  # traceback
+        ("arch=cnn", "arch=cnn is invalid: arch is not in the default config; add it with +arch=cnn"),
     ],
 )
 def test_a_bad_value_or_key_is_one_line_and_makes_nothing(tmp_path, override, message):

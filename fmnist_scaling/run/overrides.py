@@ -56,6 +56,19 @@ def unknown_choice(argv: list[str], conf_dir: Path) -> str | None:
             continue
         choices = sorted({p.stem for f in folders if (f / group).is_dir() for p in (f / group).glob("*.yaml")})
         for choice in (c.strip(" '\"") for c in value.split(",")):  # a sweep lists several
-            if choice not in choices and choice != "null":
+            if choice == "null":  # Hydra's own error for it is a traceback
+                return f"{group}=null is invalid: to run without a {group}, remove the group with ~{group}"
+            if choice not in choices:
                 return f"{group}={choice} is invalid: must be one of {', '.join(choices)}"
+        if not key.startswith("+") and group.split("/")[0] not in _default_groups(conf_dir):
+            return f"{group}={value} is invalid: {group} is not in the default config; add it with +{group}={value}"
     return None
+
+
+def _default_groups(conf_dir: Path) -> set[str]:
+    """The config groups that ``train.yaml`` chooses by default (``data``, ``scaling``, ``model``, ...):
+    the others (``experiment``, ``arch``, ``launcher``) are added with ``+``."""
+    import yaml
+
+    defaults = yaml.safe_load((conf_dir / "train.yaml").read_text()).get("defaults", [])
+    return {name.split("@")[0].lstrip("/") for item in defaults if isinstance(item, dict) for name in item}
