@@ -54,6 +54,8 @@ def unknown_choice(argv: list[str], conf_dir: Path) -> str | None:
         group = key.lstrip("+~")
         if not eq or "@" in group or "(" in value or not value or not any((f / group).is_dir() for f in folders):
             continue
+        if group.startswith("hydra/"):  # Hydra's groups: plugins add choices that no folder here holds
+            continue
         choices = sorted({p.stem for f in folders if (f / group).is_dir() for p in (f / group).glob("*.yaml")})
         for choice in (c.strip(" '\"") for c in value.split(",")):  # a sweep lists several
             if choice == "null":  # Hydra's own error for it is a traceback
