@@ -97,3 +97,12 @@ def write_record(job: Path, overrides: list[str], record: dict) -> None:
     from fmnist_scaling.run import records
 
     records.write(job, {"run_dir": str(job), "overrides": overrides, "config": {}, **record})
+
+
+def write_job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> None:
+    """A made-up job of a sweep: its folder, its ``.hydra/overrides.yaml`` and, unless None, its record."""
+    folder = sweep / name
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if record is not None:
+        write_record(folder, overrides, record)

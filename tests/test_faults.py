@@ -21,7 +21,7 @@ import torch
 from fmnist_scaling.data import sources
 from fmnist_scaling.run import records
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED
-from tests.conftest import make_tiny, read_metrics, run_module, train, write_record
+from tests.conftest import make_tiny, read_metrics, run_module, train, write_job
 
 #: The tiny dataset (500 training images after a 100-image validation split: 16 SGD steps an epoch).
 TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
@@ -355,14 +355,6 @@ def test_a_sweep_rerun_over_jobs_of_other_settings_leaves_them_alone(tmp_path, t
 
 
 # ---- 6. sweep summaries that survive NaN, inf, single values and every status
-
-
-def write_job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> None:
-    job = sweep / name
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if record is not None:
-        write_record(job, overrides, record)
 
 
 def test_a_summary_is_written_for_any_mix_of_results(tmp_path):

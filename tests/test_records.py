@@ -11,20 +11,12 @@ import pytest
 
 from fmnist_scaling.run import records
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT
-from tests.conftest import run_module, train, write_record
+from tests.conftest import run_module, train, write_job
 
 TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
 
 
 # ---- honest summaries
-
-
-def job(sweep: Path, name: str, overrides: list[str], record: dict | None) -> None:
-    folder = sweep / name
-    (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if record is not None:
-        write_record(folder, overrides, record)
 
 
 def completed(acc: float, loss: float = 0.5, **extra) -> dict:
@@ -36,12 +28,12 @@ def test_a_summary_averages_completed_runs_only_and_counts_the_rest(tmp_path):
 
     sweep = tmp_path / "sweep"
     diverged = {"status": "diverged", "final": {"val/acc": 0.1, "test/acc": 0.1, "test/loss": float("nan")}}
-    job(sweep, "a0", ["model.optimizer.lr=1000", "seed=0"], completed(0.314, loss=2.0e7))
-    job(sweep, "a1", ["model.optimizer.lr=1000", "seed=1"], diverged)
-    job(sweep, "a2", ["model.optimizer.lr=1000", "seed=2"], diverged)
-    job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], completed(0.80, loss=float("inf")))
-    job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], completed(0.82, loss=float("inf")))
-    job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
+    write_job(sweep, "a0", ["model.optimizer.lr=1000", "seed=0"], completed(0.314, loss=2.0e7))
+    write_job(sweep, "a1", ["model.optimizer.lr=1000", "seed=1"], diverged)
+    write_job(sweep, "a2", ["model.optimizer.lr=1000", "seed=2"], diverged)
+    write_job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], completed(0.80, loss=float("inf")))
+    write_job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], completed(0.82, loss=float("inf")))
+    write_job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
     rows = {r["model.optimizer.lr"]: r for r in report.write_report(sweep)}
     # 2 of 3 seeds diverged: the mean is the finished run's, not 17.1 with chance folded in
     assert rows["1000"]["val_acc"] == pytest.approx(0.314) and rows["1000"]["runs"] == 1
