@@ -23,6 +23,9 @@ from fmnist_scaling.run.migrate import upgrade_config
 from fmnist_scaling.utils.errors import ConfigError
 from fmnist_scaling.utils.log import log
 
+#: Limits that stop a run before its plan: a stopped run resumes without them or with others;
+#: they still name a sweep job's folder, so that a sweep over them gets one folder per value.
+LIMITS = ("trainer.max_time", "trainer.max_steps")
 #: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
 NOT_THE_EXPERIMENT = (
     "threads",
@@ -34,8 +37,7 @@ NOT_THE_EXPERIMENT = (
     "trainer.enable_progress_bar",
     "trainer.accelerator",
     "callbacks.progress",
-    "trainer.max_time",  # limits that stop a run before its plan: a stopped run resumes without them
-    "trainer.max_steps",
+    *LIMITS,
 )
 #: Keys a run that continues may raise: a finished run extended to more epochs.
 EXTENDABLE = ("trainer.max_epochs",)
@@ -45,7 +47,7 @@ LOCATE_THE_DATA = ("data.root", "data.local_copy", "data.download")
 #: Overrides that a sweep gives every job alike: no part of a job's folder name.
 SAME_FOR_EVERY_JOB = ("experiment", "launcher", "hydra.launcher.n_jobs")
 #: What ``hydra.job.override_dirname`` leaves out (see the module's docstring).
-NOT_IN_JOB_NAMES = NOT_THE_EXPERIMENT + SAME_FOR_EVERY_JOB
+NOT_IN_JOB_NAMES = tuple(k for k in NOT_THE_EXPERIMENT if k not in LIMITS) + SAME_FOR_EVERY_JOB
 
 
 def harmless(key: str) -> bool:
