@@ -8,6 +8,7 @@ import statistics
 import pytest
 from hydra import compose, initialize_config_dir
 
+import fmnist_scaling.run.resolvers  # noqa: F401  (the config's resolvers, as every entry point registers them)
 from tests.conftest import REPO, read_metrics, run_module, train
 
 SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=30"]
