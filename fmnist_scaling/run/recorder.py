@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.models.diagnostics import Diagnostics
@@ -122,7 +123,7 @@ class RunRecorder(L.Callback):
             return {"status": "diverged", **steps}
         if done >= planned:
             return {"status": "completed", **steps}
-        timer = next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # trainer.max_time's
         if trainer.max_steps > 0 and done >= trainer.max_steps:
             by = "trainer.max_steps"
         elif timer is not None and (timer.time_remaining("train") or 0) <= 0:
