@@ -37,7 +37,7 @@ BAD_VALUES = [
     ("model.optimizer.lr=fast", "model.optimizer.lr='fast' is invalid", "finite number > 0"),
     ("data.batch_size=0", "data.batch_size=0 is invalid", "integer >= 1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid", "integer >= 1"),
-    ("data.val_size=-1", "data.val_size=-1 is invalid", "0..59999"),
+    ("data.val_size=-1", "data.val_size=-1 is invalid", "integer >= 0"),
     ("data.val_size=60000", "data.val_size=60000 is invalid", "0..59999"),
     ("model.net.hidden=[1000,0]", "model.net.hidden=[1000, 0] is invalid", "integers >= 1"),
     ("scaling=per_pixel scaling.eps=0", "scaling.eps=0 is invalid", "number > 0"),

@@ -418,11 +418,13 @@ def test_a_sweep_where_every_seed_diverges_keeps_its_summary(tmp_path, tiny_root
 # ---- 7. launchers that run jobs side by side share the cores
 
 
-def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
+def test_submitit_local_runs_at_most_array_parallelism_jobs_at_once(tmp_path, tiny_root):
+    # submitit's own local executor starts every job at once; the project's paces them
     sweep = tmp_path / "sweep"
     proc = train(
         "-m",
         "hydra/launcher=submitit_local",
+        "hydra.launcher.array_parallelism=1",
         *TINY,
         f"data.root={tiny_root}",
         f"hydra.sweep.dir={sweep}",
@@ -432,9 +434,22 @@ def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
         env={"OMP_NUM_THREADS": ""},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = [read_metrics(p.parent) for p in sweep.glob("*/metrics.json")]
+    ends = {p.parent: p.stat().st_mtime for p in sweep.glob("*/metrics.json")}
+    jobs = [read_metrics(folder) for folder in ends]
     assert len(jobs) == 2 and all(r["status"] == "completed" for r in jobs)
-    assert all(r["threads"] == 1 and "submitit local launcher" in r["threads_reason"] for r in jobs)
+    cores = len(os.sched_getaffinity(0))
+    assert all(r["threads"] == cores and "1 jobs side by side" in r["threads_reason"] for r in jobs)
+    spans = sorted((end - record["wall_time_s"], end) for end, record in zip(ends.values(), jobs))
+    assert spans[1][0] >= spans[0][1] - 0.05, spans  # the second began after the first had ended
+
+
+def test_paced_launcher_shares_the_cores():
+    from hydra_plugins.fmnist_scaling_launcher import jobs_at_once, usable_cores
+
+    assert jobs_at_once(3, None) == 3 and jobs_at_once(3, 4) == 3  # as set
+    assert jobs_at_once(None, None) == usable_cores()
+    assert jobs_at_once(None, 2) == max(1, usable_cores() // 2)
+    assert jobs_at_once(None, 10 * usable_cores()) == 1
 
 
 @pytest.mark.parametrize(
@@ -456,6 +471,11 @@ def test_submitit_local_jobs_get_one_thread_each(tmp_path, tiny_root):
             "cpus_per_task=4",
         ),
         ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"}, 1, "ray"),
+        (
+            {"_target_": "hydra_plugins.fmnist_scaling_launcher.PacedLocalLauncher", "array_parallelism": 1},
+            "all",
+            "1 jobs side by side",
+        ),
     ],
 )
 def test_thread_rule_per_launcher(launcher, expected, reason):

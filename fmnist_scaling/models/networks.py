@@ -24,8 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from fmnist_scaling.data.sources import FASHION_MNIST_IMAGE
+from fmnist_scaling.models.options import ACTIVATION_NAMES, INITS, INPUT_NORMS
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
+ACTIVATIONS: dict[str, type[nn.Module]] = dict(
+    zip(ACTIVATION_NAMES, (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU), strict=True)
+)
 #: The input of a network that does not say what it wants (no ``input_shape``): flat images.
 FLAT_INPUT = (math.prod(FASHION_MNIST_IMAGE),)
 #: Layers whose weights meet the input (or the layer below): where a gain lands, what ``init`` sets.
@@ -137,10 +140,6 @@ def first_weighted(net: nn.Module) -> nn.Module:
     return reached[index]
 
 
-#: ``model.init``: how the weights of every linear and convolution layer are drawn (biases: 0).
-INITS = ("default", "he", "lecun")
-
-
 def initialize(net: nn.Module, scheme: str) -> None:
     """Re-draw the weights of every linear and convolution layer: ``he`` normal with std
     sqrt(2 / fan_in) (Kaiming, for ReLU), ``lecun`` normal with std sqrt(1 / fan_in); biases 0.
@@ -156,10 +155,6 @@ def initialize(net: nn.Module, scheme: str) -> None:
             nn.init.normal_(module.weight, std=math.sqrt(gain / fan_in))
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-
-
-#: ``model.input_norm``: a BatchNorm on the input, the learned-scaling baseline (or none).
-INPUT_NORMS = ("none", "batchnorm")
 
 
 def input_norm(kind: str, input_shape: Sequence[int]) -> nn.Module:

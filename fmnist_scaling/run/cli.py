@@ -2,9 +2,10 @@
 and what becomes of an error Hydra itself raises.
 
 Before Hydra: a moved key, an unknown config-group choice, a key the config does not have (with
-the closest key) and an output folder that cannot be written are each one line and exit 2
-(Hydra would print a paragraph, or a traceback while making the folder); path values are
-quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
+the closest key), a value its rule refuses (:mod:`fmnist_scaling.run.schema`; each value of a
+sweep too) and an output folder that cannot be written are each one line and exit 2, with
+nothing made (Hydra would print a paragraph, or a traceback while making the folder); path
+values are quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
 Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from fmnist_scaling.run import resolvers
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import quote_paths, unknown_choice
-from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, as_fault, full_error
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
 from fmnist_scaling.utils.log import log
 
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
@@ -44,7 +45,7 @@ def run(main: Callable[[], object]) -> None:
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
     argv = sys.argv[1:]
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
-    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR) or unknown_key(argv)
+    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR) or bad_override(argv, resolvers.dry_run)
     problem = problem or (None if resolvers.dry_run else unwritable_output(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     if problem:
@@ -60,15 +61,48 @@ def run(main: Callable[[], object]) -> None:
         sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error
 
 
-def unknown_key(argv: list[str]) -> str | None:
-    """An override of a key that the composed config does not have (``model.optimizer.lrr=0.1``),
-    as one line naming the closest key; Hydra would print five lines and exit 1. Keys are looked
-    up in the config composed with the command line's group choices; None when all exist, or
-    when composing fails (Hydra then says why)."""
+def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
+    """The first override of a key that the composed config does not have
+    (``model.optimizer.lrr=0.1``: one line naming the closest key; Hydra would print five lines
+    and exit 1), or of a value that its rule refuses, each value of a sweep included (not for a
+    command that only prints). None when all hold, or when Hydra alone can tell (a grammar error,
+    a composition that fails for another reason)."""
     plain = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-"))]
     keys = [k for k in plain if not k.startswith("hydra.") and "/" not in k and not (resolvers.CONF_DIR / k).is_dir()]
     if not keys:
         return None
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from fmnist_scaling.run.schema import rule_for, show
+    from fmnist_scaling.run.validate import validate
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+        with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[o.input_line for o in parsed if not o.is_sweep_override()])
+    except Exception:  # noqa: BLE001 - an unknown key; else a grammar error or a bad choice: Hydra tells
+        return unknown_key(argv, keys)
+    if any(key not in _all_keys(OmegaConf.to_container(cfg, resolve=False)) for key in keys):  # a swept one
+        return unknown_key(argv, keys)
+    if dry_run:
+        return None
+    try:
+        validate(cfg, before_hydra=True)
+    except ConfigError as err:
+        return str(err)
+    for override in parsed:  # each value of a sweep over a key
+        rule = rule_for(override.key_or_group) if override.is_discrete_sweep() else None
+        for value in override.sweep_iterator() if rule else ():
+            if not rule.ok(value):
+                return f"{override.key_or_group}={show(value)} is invalid: must be {rule.allowed}"
+    return None
+
+
+def unknown_key(argv: list[str], keys: list[str]) -> str | None:
+    """A key of ``keys`` that the config composed with ``argv``'s group choices does not have,
+    as one line naming the closest key; None when all exist, or when composing fails."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
