@@ -27,7 +27,7 @@ help:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,digits]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -70,7 +70,8 @@ article: data
 
 # The README's tables and figures: the article's experiment, the 6-mode x 3-seed study, the lr
 # grid, the scale law (an input gain four ways), the architectures (MLP, input BatchNorm, CNN, He
-# init) and the threshold table, 2 jobs at a time (about an hour on 2 cores). Re-running skips
+# init), the threshold table, and the study and threshold on the 8 x 8 digits, 2 jobs at a time
+# (about an hour on 2 cores). Re-running skips
 # finished jobs (the threshold table is measured again).
 SWEEPS := lightning_logs/multirun
 docs: data
@@ -80,7 +81,10 @@ docs: data
 	$(PY) -m fmnist_scaling.train -m +experiment=scale_law +launcher=parallel hydra.sweep.dir=$(SWEEPS)/scale_law
 	$(PY) -m fmnist_scaling.train -m +experiment=architectures +launcher=parallel hydra.sweep.dir=$(SWEEPS)/architectures
 	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold
-	for s in article study lr_grid scale_law architectures; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
+	$(PY) -m fmnist_scaling.train -m data=digits +launcher=parallel hydra.sweep.dir=$(SWEEPS)/digits_study
+	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold_digits data=digits
+	for s in article study lr_grid scale_law architectures digits_study; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
+	cp lightning_logs/threshold_digits/threshold.md docs/digits_threshold.md
 	cp $(SWEEPS)/scale_law/scale_law.png docs/scale_law_panels.png
 	cp lightning_logs/threshold/threshold.md docs/threshold.md
 

@@ -23,21 +23,19 @@ from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, 
 from fmnist_scaling.utils.log import log
 
 
-def _trained_root(data_state: dict[str, Any]) -> str:
+def _trained_root(data_state: dict[str, Any], dataset: Any) -> str:
     """The data folder the run trained with, where it still holds the data; else ``data`` here
     (rather than silently unpacking another 106 MB copy wherever evaluate is run from)."""
-    from fmnist_scaling.data.sources import cache_path
-
     recorded = data_state.get("root")
-    return recorded if recorded and cache_path(recorded).is_file() else "data"
+    return recorded if recorded and (Path(recorded) / dataset.folder).is_dir() else "data"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
 
-    from fmnist_scaling.data.datamodule import FashionMNISTDataModule, eval_batch_size
-    from fmnist_scaling.data.sources import CLASSES
+    from fmnist_scaling.data.datamodule import ImageDataModule, eval_batch_size
+    from fmnist_scaling.data.datasets import dataset_class
     from fmnist_scaling.models.classifier import ScalingClassifier
     from fmnist_scaling.utils.log import quiet_lightning
 
@@ -53,14 +51,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scaling_config = upgrade_tree(data_state["scaling"])
     scaling = _build(path, "scaling mode", scaling_config, lambda: instantiate(scaling_config))
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
+    dataset_target = upgrade_tree({"_target_": data_state.get("dataset")})["_target_"]  # none: Fashion-MNIST
+    dataset = _build(path, "dataset", {"_target_": dataset_target}, lambda: dataset_class(dataset_target)())
     data = {
         "verify": data_state.get("verify", True),
         **cfg.data,
-        "root": cfg.data.root or _trained_root(data_state),
+        "local_copy": cfg.data.local_copy or getattr(dataset, "system_copy", None),
+        "root": cfg.data.root or _trained_root(data_state, dataset),
         "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net),
     }
-    datamodule = FashionMNISTDataModule(
+    datamodule = ImageDataModule(
         scaling,
+        dataset,
         val_size=data_state["val_size"],
         split_seed=data_state["split_seed"],
         eval_train=False,
@@ -80,10 +82,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     per_class = (confusion.diag() / confusion.sum(dim=1).clamp_min(1)).tolist()
     result = {
         "checkpoint": str(path),
+        "dataset": dataset.name,
         "scaling": data_state["scaling"],
         "test/acc": tested["test/acc"],
         "test/loss": tested["test/loss"],
-        "per_class_acc": dict(zip(CLASSES, per_class)),
+        "per_class_acc": dict(zip(dataset.classes, per_class)),
         "confusion_matrix": confusion.tolist(),
     }
     from fmnist_scaling.run.records import write_json
@@ -107,7 +110,8 @@ def _build(path: Path, what: str, config: dict[str, Any], build: Any) -> Any:
 
 
 def print_result(result: dict[str, Any]) -> None:
-    lines = [f"{result['checkpoint']}: test accuracy {100 * result['test/acc']:.2f}%, loss {result['test/loss']:.4f}"]
+    accuracy, loss = 100 * result["test/acc"], result["test/loss"]
+    lines = [f"{result['checkpoint']} ({result['dataset']}): test accuracy {accuracy:.2f}%, loss {loss:.4f}"]
     lines += [f"  {name:<12} {100 * acc:6.2f}%" for name, acc in result["per_class_acc"].items()]
     lines.append(f"written: {Path(result['checkpoint']).parent / 'evaluation.json'}")
     log.info("\n".join(lines))

@@ -72,7 +72,6 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, pre
     from hydra.utils import instantiate
 
     from fmnist_scaling.data.datamodule import check_input_shape, eval_batch_size
-    from fmnist_scaling.data.sources import FASHION_MNIST_IMAGE
     from fmnist_scaling.run.recorder import RunRecorder
     from fmnist_scaling.run.summary import hparam_metrics, hparams, print_summary
     from fmnist_scaling.utils.log import quiet_lightning
@@ -91,8 +90,8 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, pre
     model = build_model(cfg)
     scaling, eval_batch = instantiate(cfg.scaling), eval_batch_size(cfg.data.eval_batch_size, model.net)
     datamodule = instantiate(cfg.data, scaling=scaling, input_shape=model.input_shape, eval_batch_size=eval_batch)
-    if cfg.data.verify:  # Fashion-MNIST's images are 28 x 28: a network that cannot take them stops here
-        check_input_shape(model.input_shape, FASHION_MNIST_IMAGE)
+    if cfg.data.verify:  # the dataset's images (28 x 28, 8 x 8): a network that cannot take them stops here
+        check_input_shape(model.input_shape, datamodule.dataset.image_shape)
     datamodule.prepare_data()  # data problems surface now, before any training output
 
     # the trainer, its callbacks and its logger
@@ -103,7 +102,7 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, pre
     if logger:  # its hparams.yaml, written with the first checkpoint, says what the run is
         logger.hparams.update(hparams(cfg, choices))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
-    recorder.attach(trainer, model, choices.get("model/net", "?"))
+    recorder.attach(trainer, model, choices.get("model/net", "?"), datamodule.dataset)
 
     # fit (from the last checkpoint, if the run has one) and test
     last = run_dir / "checkpoints" / "last.ckpt"

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from fmnist_scaling.data import sources
-from fmnist_scaling.data.datamodule import FashionMNISTDataModule, TensorBatches
+from fmnist_scaling.data.datamodule import ImageDataModule, TensorBatches
 from fmnist_scaling.data.scaling import MaxScaling, NoScaling, Standardize
 
 
 def module(root, scaling=None, **kwargs):
     kwargs.setdefault("verify", False)
-    dm = FashionMNISTDataModule(scaling or MaxScaling(), root=str(root), local_copy=None, download=False, **kwargs)
+    dm = ImageDataModule(scaling or MaxScaling(), root=str(root), local_copy=None, download=False, **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm

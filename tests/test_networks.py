@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from fmnist_scaling.data.datamodule import FashionMNISTDataModule
+from fmnist_scaling.data.datamodule import ImageDataModule
 from fmnist_scaling.data.scaling import PerPixelStandardize
 from fmnist_scaling.models.classifier import ScalingClassifier
 from fmnist_scaling.models.networks import CNN, MLP, initialize
@@ -147,8 +147,8 @@ def test_a_network_from_outside_the_package_is_one_class_and_one_yaml(tmp_path, 
 
 
 def test_the_data_gives_each_network_its_shape_with_the_same_scaling(tiny_root):
-    flat = FashionMNISTDataModule(PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100)
-    image = FashionMNISTDataModule(
+    flat = ImageDataModule(PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100)
+    image = ImageDataModule(
         PerPixelStandardize(), root=str(tiny_root), verify=False, val_size=100, input_shape=(1, 28, 28)
     )
     for data in (flat, image):

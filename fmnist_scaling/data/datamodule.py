@@ -1,4 +1,5 @@
-"""The Fashion-MNIST LightningDataModule, with the scaling as a constructor argument.
+"""The LightningDataModule of any image dataset (:mod:`fmnist_scaling.data.datasets`; Fashion-MNIST
+by default), with the scaling as a constructor argument.
 
 Each split is held once as a uint8 tensor, on the training device when there is a trainer, and
 batches are cut from it by indexing a seeded per-epoch permutation: no per-sample
@@ -6,8 +7,8 @@ batches are cut from it by indexing a seeded per-epoch permutation: no per-sampl
 applied to each batch as it is cut: two small element-wise operations per step (about 1% of a
 step here), where a scaled float32 copy of the training split would cost 172 MB of memory.
 
-Scalings see flat images ``(N, 784)`` whatever the network: each network says what it wants
-(``input_shape``: flat, or ``(1, 28, 28)``) and the scaled batch is viewed in that shape (no copy),
+Scalings see flat images ``(N, H * W)`` whatever the network: each network says what it wants
+(``input_shape``: flat, or ``(1, H, W)``) and the scaled batch is viewed in that shape (no copy),
 so a mode and its per-pixel statistics are the same for every network.
 """
 
@@ -22,7 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from fmnist_scaling.data import sources
+from fmnist_scaling.data.datasets import DEFAULT, ImageDataset
 from fmnist_scaling.data.scaling import Scaling
 from fmnist_scaling.utils.errors import ConfigError
 
@@ -32,7 +33,7 @@ EVAL_BATCH_SIZE = 2000
 
 class StudyData(Protocol):
     """What the model, the callbacks and the tools ask of a data module, beyond Lightning's
-    hooks: a data module of your own provides these (:class:`FashionMNISTDataModule` does).
+    hooks: a data module of your own provides these (:class:`ImageDataModule` does).
 
     Its training loader hands Lightning lists of ``steps_per_batch`` minibatches: the model takes
     one SGD step on each, so Lightning's batches count groups of SGD steps.
@@ -57,6 +58,10 @@ class StudyData(Protocol):
 
     def scaled(self, name: str) -> tuple[Tensor, Tensor]:
         """A whole split (``train``, ``val``, ``test``), scaled, in the network's shape."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, by label."""
 
 
 class EpochPermutation:
@@ -138,17 +143,18 @@ class TensorBatches:
             yield self.transform(self.x[block]), self.y[block]
 
 
-class FashionMNISTDataModule(L.LightningDataModule):
-    """Fashion-MNIST: a seeded train/validation split of the official 60,000, and the official
-    10,000 test images for test only.
+class ImageDataModule(L.LightningDataModule):
+    """A dataset's official training split, split again (seeded) into training and validation,
+    and its official test split for test only.
 
     Args:
         scaling: the input scaling; fit on the training part of the split only.
+        dataset: the dataset (:mod:`fmnist_scaling.data.datasets`); None: Fashion-MNIST.
         root: the data folder (torchvision layout) where the data is kept and cached.
-        local_copy: a folder holding the four original ``.gz`` files, tried before downloading.
+        local_copy: a folder holding the original files, tried before downloading.
         download: whether torchvision may download the data when it is found nowhere else.
-        verify: check the files against the known Fashion-MNIST checksums (off for own data).
-        val_size: images held out of the 60,000 for validation (0: train on all, as the article).
+        verify: check the files against the dataset's known checksums (off for own data).
+        val_size: images held out of the training split for validation (0: train on all, as the article).
         split_seed: the seed of the split; fixed, so every mode and seed sees the same split.
         batch_size: training batch size: the samples of one SGD step.
         steps_per_batch: SGD steps handed to Lightning at a time (K batches of ``batch_size``),
@@ -160,15 +166,17 @@ class FashionMNISTDataModule(L.LightningDataModule):
             training accuracy, logged as ``train_full/acc``).
         probe_size: training images in the fixed probe batch of the diagnostics.
         seed: seed of the training order (the run's seed).
-        input_shape: the shape of one input the network asks for (its ``input_shape``): ``(784,)``
-            (the default) or ``(1, 28, 28)``; any shape holding an image's pixels.
+        input_shape: the shape of one input the network asks for (its ``input_shape``): flat
+            (the default, ``(784,)`` for 28 x 28 images) or ``(1, H, W)``; any shape holding an
+            image's pixels.
     """
 
     def __init__(
         self,
         scaling: Scaling,
+        dataset: ImageDataset | None = None,
         root: str = "data",
-        local_copy: str | None = sources.DEBIAN_COPY,
+        local_copy: str | None = None,
         download: bool = True,
         verify: bool = True,
         val_size: int = 5000,
@@ -182,7 +190,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        self.scaling = scaling
+        self.scaling, self.dataset = scaling, dataset if dataset is not None else DEFAULT()
         self.root, self.local_copy, self.download, self.verify = root, local_copy, download, verify
         self.val_size, self.split_seed = val_size, split_seed
         self.batch_size, self.steps_per_batch = batch_size, steps_per_batch
@@ -194,13 +202,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
     # ---- hooks, in the order Lightning calls them
     def prepare_data(self) -> None:
         """Only fetch: find, check and cache the files (once per machine, not per process)."""
-        sources.prepare(self.root, self.local_copy, self.download, self.verify)
+        self.dataset.prepare(self.root, self.local_copy, self.download, self.verify)
 
     def setup(self, stage: str | None = None) -> None:
         """Split, fit the scaling on the training part, move the splits to the device. Idempotent."""
         if self.splits:
             return
-        data = sources.load(self.root, self.verify)
+        data = self.dataset.load(self.root, self.verify)
         check_input_shape(self.input_shape, tuple(data["train_images"].shape[1:]))
         images, labels = data["train_images"].flatten(1), data["train_labels"]
         if not 0 <= self.val_size < len(images):
@@ -269,6 +277,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
         x, y = self.splits[name]
         return self.inputs(x), y
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
     def inputs(self, images: Tensor) -> Tensor:
         """Flat uint8 images ``(N, D)`` scaled, in the shape the network asks for."""
         x = self.scaling(images)
@@ -291,6 +303,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             "val_size": self.val_size,
             "split_seed": self.split_seed,
             "root": str(Path(self.root).resolve()),  # where evaluate finds the data again
+            "dataset": f"{type(self.dataset).__module__}.{type(self.dataset).__qualname__}",
             "verify": self.verify,
         }
 

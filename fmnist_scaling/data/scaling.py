@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-#: The largest value a uint8 pixel can take.
+#: The largest value a uint8 pixel can take: the default of the modes that need the pixel range.
+#: The configs pass the chosen dataset's own (``${dataset:max_value}``: 16 for the 8 x 8 digits).
 PIXEL_MAX = 255.0
 
 #: Images per chunk when fitting statistics: float64 sums stay exact without a 60,000 x 784
@@ -94,14 +95,14 @@ def _moments(images: Tensor, dim: int | None) -> tuple[Tensor, Tensor]:
 
 
 class NoScaling(Scaling):
-    """``none``: raw pixel values 0..255 as floats (the article's failing case)."""
+    """``none``: raw pixel values (0..255 for 8-bit images) as floats (the article's failing case)."""
 
     def transform(self, x: Tensor) -> Tensor:
         return x
 
 
 class MaxScaling(Scaling):
-    """``max``: divide by the largest possible value, 255 (the article's fix)."""
+    """``max``: divide by the largest possible value, ``max_value`` (255 for 8-bit images: the article's fix)."""
 
     def __init__(self, max_value: float = PIXEL_MAX) -> None:
         super().__init__()
@@ -141,27 +142,34 @@ class PerPixelStandardize(Scaling):
 
     Border pixels are nearly always 0 (their std goes down to 4e-4 of the pixel range), so a
     plain z-score would turn a faint test pixel into a value near 280. ``eps`` floors each std,
-    in units of the pixel range: 0.01 means no pixel's std counts as less than 2.55 grey levels.
+    in units of the pixel range ``max_value``: 0.01 means no pixel's std counts as less than 2.55
+    grey levels of 255.
     """
 
     needs_fit = True
 
-    def __init__(self, eps: float = 0.01) -> None:
+    def __init__(self, eps: float = 0.01, max_value: float = PIXEL_MAX) -> None:
         super().__init__()
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
-        self.eps = float(eps)
+        if not eps > 0 or not max_value > 0:
+            raise ValueError(f"eps and max_value must be > 0, got {eps!r} and {max_value!r}")
+        self.eps, self.max_value = float(eps), float(max_value)
 
     def _fit(self, images: Tensor) -> None:
         self.mean, std = _moments(images, dim=0)
-        self.std = std.clamp_min(self.eps * PIXEL_MAX)
+        self.std = std.clamp_min(self.eps * self.max_value)
 
     def transform(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
 
 class Centered(Scaling):
-    """``centered``: 0..255 mapped linearly onto -1..1."""
+    """``centered``: the pixel range 0..``max_value`` (0..255) mapped linearly onto -1..1."""
+
+    def __init__(self, max_value: float = PIXEL_MAX) -> None:
+        super().__init__()
+        if not max_value > 0:
+            raise ValueError(f"max_value must be > 0, got {max_value!r}")
+        self.max_value = float(max_value)
 
     def transform(self, x: Tensor) -> Tensor:
-        return x / (PIXEL_MAX / 2) - 1.0
+        return x / (self.max_value / 2) - 1.0

@@ -1,23 +1,27 @@
-"""Where Fashion-MNIST comes from, checked, and decoded once into a ready cache.
+"""Where an IDX dataset (Fashion-MNIST, MNIST, KMNIST: :mod:`fmnist_scaling.data.datasets`) comes
+from, checked, and decoded once into a ready cache. Every function takes the dataset; without
+one, Fashion-MNIST.
 
-In order: the data folder (``<root>/FashionMNIST/raw``, torchvision's layout) if it already holds
-the four IDX files; a local copy of the four original ``.gz`` files (by default where Debian's
-``dataset-fashion-mnist`` puts them); torchvision's download. torchvision reads the IDX files;
-the decoded uint8 tensors are then cached as ``<root>/FashionMNIST/fmnist_uint8.pt`` so that later
-runs load one file and never import torchvision.
+In order: the data folder (``<root>/<folder>/raw``, torchvision's layout, e.g.
+``data/FashionMNIST/raw``) if it already holds the four IDX files; a local copy of the four
+original ``.gz`` files (for Fashion-MNIST by default where Debian's ``dataset-fashion-mnist`` puts
+them); torchvision's download. torchvision reads the IDX files; the decoded uint8 tensors are then
+cached as ``<root>/<folder>/<cache_name>`` (``fmnist_uint8.pt``) so that later runs load one file and
+never import torchvision.
 
 What a run trains on is checked every time, not only when the cache is built: the cache holds an
 md5 digest of each tensor, and each run recomputes them once (about 0.08 s for the 55 MB, in
 ``prepare``; its ``load`` then only re-reads the same file) and checks shapes and label range.
 With ``verify`` (the default) the digests must also be those of the real
-Fashion-MNIST. A damaged, truncated or outdated cache is rebuilt from the IDX files, with a
+dataset, where the dataset pins them (Fashion-MNIST does; the files' sizes and, where pinned,
+their md5s are checked before decoding). A damaged, truncated or outdated cache is rebuilt from the IDX files, with a
 warning; one that cannot be rebuilt is refused with one line that says what to do.
 
 Any number of processes may prepare the same empty data folder at once: the first one unpacks
 and caches under a lock, the others wait for it and then use its cache; every file is written
 under a temporary name and renamed into place, so no process ever reads a half-written file.
 
-``python -m fmnist_scaling.data.sources [root]`` fetches the data and says where it came from.
+``python -m fmnist_scaling.data.sources [root]`` fetches Fashion-MNIST and says where it came from.
 """
 
 from __future__ import annotations
@@ -36,37 +40,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from fmnist_scaling.data.datasets import TENSORS, FashionMNIST, IDXDataset
 from fmnist_scaling.utils.errors import BadInput, Fault, describe_os_error
 from fmnist_scaling.utils.files import atomic_file
 from fmnist_scaling.utils.log import log
 
-DEBIAN_COPY = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST = FashionMNIST()
+DEBIAN_COPY = FashionMNIST.system_copy
 SPLITS = ("train", "test")
-_FILES = {
-    # name: (uncompressed bytes, md5 of the uncompressed IDX file). The md5 of the data, not of
-    # the .gz: Debian recompressed the archives, so their bytes differ from torchvision's.
-    "train-images-idx3-ubyte": (47040016, "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-    "train-labels-idx1-ubyte": (60008, "9018921c3c673c538a1fc5bad174d6f9"),
-    "t10k-images-idx3-ubyte": (7840016, "8181f5470baa50b63fa0f6fddb340f0a"),
-    "t10k-labels-idx1-ubyte": (10008, "15d484375f8d13e6eb1aabb0c3f46965"),
-}
-#: Height and width of a Fashion-MNIST image.
-FASHION_MNIST_IMAGE = (28, 28)
-#: Images in the official training set (the validation split is taken from it) and test set.
-TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
-#: md5 of each decoded tensor's bytes (uint8 images, int64 labels) of the real Fashion-MNIST.
-FASHION_MNIST_DIGESTS = {
-    "train_images": "f209073e486d5113ebe2cc431d4df862",
-    "train_labels": "7f04740598b02edfb94aa0e6fa814fe4",
-    "test_images": "b7656a891b218fc13e45205c48a92cae",
-    "test_labels": "13513839c730787e1e9b9aa9b84d6f53",
-}
+_FILES = FashionMNIST.files
 _PREFIX = {"train": "train", "test": "t10k"}
-CACHE_NAME = "fmnist_uint8.pt"
 #: The cache's layout; a cache of another version is rebuilt.
 CACHE_FORMAT = 2
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-TENSORS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
 
 
 class DataError(BadInput):
@@ -77,12 +62,12 @@ class DataFault(Fault):
     """The data folder could not be written (disk full, I/O error); the message says what to do."""
 
 
-def raw_folder(root: str | os.PathLike) -> Path:
-    return Path(root) / "FashionMNIST" / "raw"
+def raw_folder(root: str | os.PathLike, dataset: IDXDataset = FASHION_MNIST) -> Path:
+    return Path(root) / dataset.folder / "raw"
 
 
-def cache_path(root: str | os.PathLike) -> Path:
-    return Path(root) / "FashionMNIST" / CACHE_NAME
+def cache_path(root: str | os.PathLike, dataset: IDXDataset = FASHION_MNIST) -> Path:
+    return Path(root) / dataset.folder / dataset.cache_name
 
 
 #: Caches a ``prepare`` of this process has checked, by their file's identity (inode, mtime, size)
@@ -92,50 +77,59 @@ def cache_path(root: str | os.PathLike) -> Path:
 _checked: dict[Path, tuple] = {}
 
 
-def prepare(root: str, local_copy: str | None = DEBIAN_COPY, download: bool = True, verify: bool = True) -> str:
+def prepare(
+    root: str,
+    local_copy: str | None = DEBIAN_COPY,
+    download: bool = True,
+    verify: bool = True,
+    dataset: IDXDataset = FASHION_MNIST,
+) -> str:
     """Make sure a sound decoded cache exists under ``root``; return where the data came from."""
-    cache = cache_path(root)
-    problem = _check_cache(cache, verify)
+    cache = cache_path(root, dataset)
+    problem = _check_cache(cache, verify, dataset)
     if problem is None:
         return f"cache {cache}"
-    with _lock(root):  # one process builds; the others wait here, then find its cache
-        problem = _check_cache(cache, verify)
+    with _lock(root, dataset):  # one process builds; the others wait here, then find its cache
+        problem = _check_cache(cache, verify, dataset)
         if problem is None:
             return f"cache {cache}"
         try:
-            source = _fetch(root, local_copy, download)
-            _build_cache(root, verify)
+            source = _fetch(root, local_copy, download, dataset)
+            _build_cache(root, verify, dataset)
         except OSError as err:
             raise _write_error(err, root) from None
     if problem != "missing":
         log.warning(f"warning: the data cache {cache} {problem}; rebuilt it from the IDX files")
-    if _check_cache(cache, verify) is not None:  # the file system lost what was just written
+    if _check_cache(cache, verify, dataset) is not None:  # the file system lost what was just written
         raise DataFault(
             f"the data cache {cache} does not read back as written; check the disk, delete {cache.parent} and run again"
         )
     return source
 
 
-def load(root: str, verify: bool = True) -> dict[str, Tensor]:
-    """The four checked tensors: ``{split}_images`` (N, 28, 28) uint8, ``{split}_labels`` int64."""
-    path = cache_path(root)
-    data, problem = _read_checked(path, verify, hash_it=_checked.get(path) != _stamp(path, verify))
+def load(root: str, verify: bool = True, dataset: IDXDataset = FASHION_MNIST) -> dict[str, Tensor]:
+    """The four checked tensors: ``{split}_images`` (N, H, W) uint8, ``{split}_labels`` int64."""
+    path = cache_path(root, dataset)
+    hash_it = _checked.get(path) != _stamp(path, verify)
+    data, problem = _read_checked(path, verify, dataset, hash_it=hash_it)
     if problem is not None:
         raise DataError(f"the data cache {path} {problem}; delete {path.parent} to fetch the data again")
     return data
 
 
-def _check_cache(path: Path, verify: bool) -> str | None:
+def _check_cache(path: Path, verify: bool, dataset: IDXDataset) -> str | None:
     """None if the cache at ``path`` is sound (noted in ``_checked`` for the next ``load``); else why not."""
     if not path.is_file():
         return "missing"
-    _, problem = _read_checked(path, verify)
+    _, problem = _read_checked(path, verify, dataset)
     if problem is None:
         _checked[path] = _stamp(path, verify)
     return problem
 
 
-def _read_checked(path: Path, verify: bool, hash_it: bool = True) -> tuple[dict[str, Tensor], str | None]:
+def _read_checked(
+    path: Path, verify: bool, dataset: IDXDataset, hash_it: bool = True
+) -> tuple[dict[str, Tensor], str | None]:
     try:
         stored = torch.load(path, weights_only=True)
     except FileNotFoundError:
@@ -145,15 +139,16 @@ def _read_checked(path: Path, verify: bool, hash_it: bool = True) -> tuple[dict[
     if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
         return {}, "was written by another version of fmnist_scaling"
     data = {name: stored.get(name) for name in TENSORS}
-    inconsistent = _shape_problem(data)
+    inconsistent = _shape_problem(data, len(dataset.classes))
     problem = f"is damaged ({inconsistent})" if inconsistent else None
     if problem is None and hash_it:
         digests = {name: _digest(tensor) for name, tensor in data.items()}
-        expected = FASHION_MNIST_DIGESTS if verify else stored.get("digests", {})
+        pinned = verify and dataset.digests is not None
+        expected = dataset.digests if pinned else stored.get("digests", {})
         wrong = [name for name in TENSORS if digests[name] != expected.get(name)]
-        if wrong and verify and digests == stored.get("digests"):
+        if wrong and pinned and digests == stored.get("digests"):
             problem = (
-                f"holds data other than Fashion-MNIST ({', '.join(wrong)}; built with data.verify=false: "
+                f"holds data other than {dataset.name} ({', '.join(wrong)}; built with data.verify=false: "
                 "set data.verify=false to use a dataset of your own)"
             )
         elif wrong:
@@ -161,7 +156,7 @@ def _read_checked(path: Path, verify: bool, hash_it: bool = True) -> tuple[dict[
     return data, problem
 
 
-def _shape_problem(data: dict[str, Tensor | None]) -> str | None:
+def _shape_problem(data: dict[str, Tensor | None], num_classes: int) -> str | None:
     """Why ``data`` is not internally consistent (shapes, types, label range), or None."""
     for split in SPLITS:
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
@@ -171,8 +166,8 @@ def _shape_problem(data: dict[str, Tensor | None]) -> str | None:
             return f"{split} images of shape {tuple(images.shape)} and type {images.dtype}, not (N, H, W) uint8"
         if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
             return f"{len(images)} {split} images but labels of shape {tuple(labels.shape)}: they must match one to one"
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(CLASSES)):
-            return f"{split} labels outside 0..{len(CLASSES) - 1}"
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            return f"{split} labels outside 0..{num_classes - 1}"
     return None
 
 
@@ -189,9 +184,9 @@ def _stamp(path: Path, verify: bool) -> tuple:
 
 
 @contextlib.contextmanager
-def _lock(root: str) -> Iterator[None]:
-    """An exclusive lock on ``<root>/FashionMNIST`` across processes (where the system has one)."""
-    folder = Path(root) / "FashionMNIST"
+def _lock(root: str, dataset: IDXDataset) -> Iterator[None]:
+    """An exclusive lock on ``<root>/<folder>`` across processes (where the system has one)."""
+    folder = Path(root) / dataset.folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / ".lock", "a")  # noqa: SIM115 - held by the with block below
@@ -216,32 +211,32 @@ def _write_error(err: OSError, root: str) -> DataError | DataFault:
     return DataFault(message) if err.errno in _FAULTS else DataError(message)
 
 
-def _fetch(root: str, local_copy: str | None, download: bool) -> str:
+def _fetch(root: str, local_copy: str | None, download: bool, dataset: IDXDataset) -> str:
     """Make sure the four IDX files are in the data folder; return where they came from."""
-    raw = raw_folder(root)
-    if all((raw / name).is_file() for name in _FILES):
+    raw = raw_folder(root, dataset)
+    if all((raw / name).is_file() for name in dataset.files):
         return f"data folder {raw}"
-    if local_copy and _has_copy(Path(local_copy)):
-        _unpack(Path(local_copy), raw)
+    if local_copy and _has_copy(Path(local_copy), dataset):
+        _unpack(Path(local_copy), raw, dataset)
         # a notice on stderr, as every data notice (stdout holds the run's own lines)
-        log.warning(f"Fashion-MNIST unpacked from {local_copy} into {raw.resolve()}")
+        log.warning(f"{dataset.name} unpacked from {local_copy} into {raw.resolve()}")
         return f"local copy {local_copy}"
     tried = [f"the data folder {raw} (empty)"]
     tried.append(f"a local copy in {local_copy} (not there)" if local_copy else "no local copy (data.local_copy=null)")
-    if download and _download(root, tried):
+    if download and _download(root, tried, dataset):
         return "torchvision download"
     if not download:
         tried.append("no download (data.download=false)")
-    raise DataError(_not_found_message(root, tried))
+    raise DataError(_not_found_message(root, tried, dataset))
 
 
-def _has_copy(folder: Path) -> bool:
-    return all((folder / f"{name}.gz").is_file() or (folder / name).is_file() for name in _FILES)
+def _has_copy(folder: Path, dataset: IDXDataset) -> bool:
+    return all((folder / f"{name}.gz").is_file() or (folder / name).is_file() for name in dataset.files)
 
 
-def _unpack(folder: Path, raw: Path) -> None:
+def _unpack(folder: Path, raw: Path, dataset: IDXDataset) -> None:
     raw.mkdir(parents=True, exist_ok=True)
-    for name in _FILES:
+    for name in dataset.files:
         source = folder / f"{name}.gz"
         try:
             with atomic_file(raw / name) as dst:
@@ -257,51 +252,52 @@ def _unpack(folder: Path, raw: Path) -> None:
             ) from None
 
 
-def _download(root: str, tried: list[str]) -> bool:
-    from torchvision.datasets import FashionMNIST
+def _download(root: str, tried: list[str], dataset: IDXDataset) -> bool:
+    import torchvision.datasets
 
     try:
-        FashionMNIST(root, train=True, download=True)
+        getattr(torchvision.datasets, dataset.torchvision_class)(root, train=True, download=True)
         return True
     except Exception as err:  # no network, a mirror down: report it among the things tried
         tried.append(f"torchvision's download ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
         return False
 
 
-def _not_found_message(root: str, tried: list[str]) -> str:
+def _not_found_message(root: str, tried: list[str], dataset: IDXDataset) -> str:
+    hint = f", or {dataset.install_hint}" if dataset.install_hint else ""
     return (
-        "Fashion-MNIST not found. Tried: " + "; ".join(tried) + ". Fix: connect to the internet and rerun "
-        f"(torchvision downloads it into {root}), or install the Debian package: "
-        "`sudo apt-get install -y dataset-fashion-mnist`, or copy the four .gz files into a folder "
+        f"{dataset.name} not found. Tried: " + "; ".join(tried) + ". Fix: connect to the internet and rerun "
+        f"(torchvision downloads it into {root}){hint}, or copy the four .gz files into a folder "
         "and pass data.local_copy=<folder>."
     )
 
 
-def _check_file(path: Path, verify: bool) -> None:
+def _check_file(path: Path, verify: bool, dataset: IDXDataset) -> None:
     if not verify:
         return
-    size, md5 = _FILES[path.name]
+    size, md5 = dataset.files[path.name]
     actual_size = path.stat().st_size
-    digest = hashlib.md5(path.read_bytes()).hexdigest() if actual_size == size else None
-    if digest != md5:
+    digest = hashlib.md5(path.read_bytes()).hexdigest() if actual_size == size and md5 else None
+    if actual_size != size or digest != md5:
         found = f"{actual_size} bytes" + (f", md5 {digest}" if digest else "")
+        expected = f"{size} bytes" + (f" with md5 {md5}" if md5 else "")
         raise DataError(
-            f"{path} is not the Fashion-MNIST file it is named after "
-            f"(expected {size} bytes with md5 {md5}; found {found}). "
+            f"{path} is not the {dataset.name} file it is named after "
+            f"(expected {expected}; found {found}). "
             f"Delete {path.parent.parent} to fetch the data again, or set data.verify=false for a dataset of your own."
         )
 
 
-def _build_cache(root: str, verify: bool) -> None:
+def _build_cache(root: str, verify: bool, dataset: IDXDataset) -> None:
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    raw = raw_folder(root)
+    raw = raw_folder(root, dataset)
     data = {}
     for split in SPLITS:
         images_file = raw / f"{_PREFIX[split]}-images-idx3-ubyte"
         labels_file = raw / f"{_PREFIX[split]}-labels-idx1-ubyte"
         for path in (images_file, labels_file):
-            _check_file(path, verify)
+            _check_file(path, verify, dataset)
         try:
             images, labels = read_image_file(str(images_file)), read_label_file(str(labels_file))
         except Exception as err:  # torchvision's reader asserts on a bad header or a short file
@@ -309,11 +305,16 @@ def _build_cache(root: str, verify: bool) -> None:
                 f"cannot read the IDX files in {raw} ({type(err).__name__}: {err}); delete them to fetch the data again"
             ) from None
         data[f"{split}_images"], data[f"{split}_labels"] = images.contiguous(), labels.to(torch.int64)
-    problem = _shape_problem(data)
+    problem = _shape_problem(data, len(dataset.classes))
+    if problem is None and verify and tuple(data["train_images"].shape[1:]) != dataset.image_shape:
+        problem = f"images of {tuple(data['train_images'].shape[1:])} pixels, not {dataset.image_shape}"
     if problem is not None:
-        raise DataError(f"the IDX files in {raw} are not a dataset of grey images with labels 0..9: {problem}")
+        raise DataError(
+            f"the IDX files in {raw} are not a dataset of grey images with labels "
+            f"0..{len(dataset.classes) - 1}: {problem}"
+        )
     digests = {name: _digest(tensor) for name, tensor in data.items()}
-    with atomic_file(cache_path(root)) as f:
+    with atomic_file(cache_path(root, dataset)) as f:
         torch.save({"format": CACHE_FORMAT, **data, "digests": digests}, f)
 
 

@@ -23,14 +23,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from fmnist_scaling.data.sources import FASHION_MNIST_IMAGE
+from fmnist_scaling.data.datasets import DEFAULT
 from fmnist_scaling.models.options import ACTIVATION_NAMES, INITS, INPUT_NORMS
 
 ACTIVATIONS: dict[str, type[nn.Module]] = dict(
     zip(ACTIVATION_NAMES, (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU), strict=True)
 )
-#: The input of a network that does not say what it wants (no ``input_shape``): flat images.
-FLAT_INPUT = (math.prod(FASHION_MNIST_IMAGE),)
+#: The input of a network that does not say what it wants (no ``input_shape``): flat images of the
+#: default dataset (784 values); a network for other images says its ``input_shape``, as these do.
+FLAT_INPUT = (DEFAULT.pixels(),)
 #: Layers whose weights meet the input (or the layer below): where a gain lands, what ``init`` sets.
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -69,8 +70,9 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """A small CNN for 28 x 28 grey images: per block a 3 x 3 convolution (padding 1), the
-    activation and a 2 x 2 max-pool (28 -> 14 -> 7), then one linear layer to the classes.
+    """A small CNN for square grey images (``image_size``, 28 by default): per block a 3 x 3
+    convolution (padding 1), the activation and a 2 x 2 max-pool (28 -> 14 -> 7), then one linear
+    layer to the classes.
     ``channels=(8, 16)``: about 0.29 M multiply-adds per image (the MLP: 0.8 M), 1,248
     parameters in the convolutions and 7,850 in the linear layer."""
 

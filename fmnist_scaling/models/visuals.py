@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
-from fmnist_scaling.data.sources import CLASSES
+from fmnist_scaling.data.datasets import DEFAULT
 
 GRID_SIDE = 4  # 4 x 4 = 16 images
 #: Equal-width histogram bins: numpy's fast path. TensorBoard's default ("tensorflow", ~1,500
@@ -33,7 +33,7 @@ def image_grid(x: Tensor, side: int = GRID_SIDE) -> Tensor:
     return ((tiles - low) / (high - low).clamp_min(1e-12))[None]
 
 
-def confusion_figure(matrix: Tensor, class_names: tuple[str, ...] = CLASSES):
+def confusion_figure(matrix: Tensor, class_names: tuple[str, ...] = DEFAULT.classes):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,7 +77,8 @@ class TensorBoardVisuals(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writers = tensorboard_writers(trainer)
         if writers:
-            figure = confusion_figure(pl_module.test_confusion.compute())
+            names = getattr(trainer.datamodule, "classes", None) or DEFAULT.classes  # StudyData.classes
+            figure = confusion_figure(pl_module.test_confusion.compute(), tuple(names))
             for tb in writers:
                 tb.add_figure("test/confusion_matrix", figure, trainer.global_step, close=False)
             import matplotlib.pyplot as plt

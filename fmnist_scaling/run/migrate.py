@@ -25,6 +25,10 @@ MOVED_MODULES = {
     "fmnist_scaling.checkpoint_io": "fmnist_scaling.run.checkpoint_io",
     "fmnist_scaling.report": "fmnist_scaling.tools.report",
 }
+#: Classes that have been renamed: Fashion-MNIST's data module became the data module of any dataset.
+RENAMED_CLASSES = {
+    "fmnist_scaling.data.datamodule.FashionMNISTDataModule": "fmnist_scaling.data.datamodule.ImageDataModule",
+}
 #: The MLP's hyperparameters in checkpoints written before the network became a config of its own.
 _MLP_KEYS = ("in_features", "hidden", "activation")
 _MLP = "fmnist_scaling.models.networks.MLP"
@@ -35,7 +39,8 @@ def upgrade_target(target: Any) -> Any:
     if not isinstance(target, str):
         return target
     module, _, name = target.rpartition(".")
-    return f"{MOVED_MODULES[module]}.{name}" if module in MOVED_MODULES else target
+    target = f"{MOVED_MODULES[module]}.{name}" if module in MOVED_MODULES else target
+    return RENAMED_CLASSES.get(target, target)
 
 
 def upgrade_tree(tree: Any) -> Any:

@@ -57,10 +57,13 @@ class RunRecorder(L.Callback):
         self._trainer: Any = None
         self._model: Any = None
         self._network: dict[str, Any] = {}  # what the record says of the network, see attach
+        self._dataset: dict[str, Any] = {}  # and of the dataset
 
-    def attach(self, trainer: L.Trainer, model: L.LightningModule, net_choice: str) -> None:
-        """Record this trainer's run of ``model`` (whose network is the config choice ``net_choice``)."""
+    def attach(self, trainer: L.Trainer, model: L.LightningModule, net_choice: str, dataset: Any = None) -> None:
+        """Record this trainer's run of ``model`` (whose network is the config choice ``net_choice``)
+        on ``dataset`` (:class:`~fmnist_scaling.data.datasets.ImageDataset`)."""
         self._trainer, self._model = trainer, model
+        self._dataset = dataset.describe() if dataset is not None else {}
         self._network = {
             "net": net_choice,
             "class": type(model.net).__qualname__,
@@ -83,6 +86,7 @@ class RunRecorder(L.Callback):
         return {
             **self.fields,
             **device,
+            "dataset": self._dataset,
             "network": self._network,
             "train_step": self._model.step_kind,
             "history": self.history,

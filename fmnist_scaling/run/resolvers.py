@@ -6,6 +6,8 @@ points and the tools that compose ``conf/train.yaml`` import it).
 - ``not_the_experiment``: the keys left out of a sweep job's folder name (one list, see
   :mod:`fmnist_scaling.run.experiment`);
 - ``scaling_modes``: every mode in ``conf/scaling/`` (what a plain ``-m`` sweeps);
+- ``dataset``: a fact of the chosen dataset (``${dataset:max_value}``, ``pixels``, ``num_classes``,
+  ``height``, ``width``, ``system_copy``), read from its class (``data.dataset._target_``);
 - ``flat``, ``divide``, ``square``: small arithmetic and naming helpers.
 """
 
@@ -15,6 +17,7 @@ import itertools
 import math
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -70,6 +73,27 @@ def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+#: The facts ``${dataset:<fact>}`` reads from the dataset's class.
+DATASET_FACTS = {
+    "max_value": lambda d: float(d.max_value),
+    "pixels": lambda d: d.pixels(),
+    "height": lambda d: d.image_shape[0],
+    "width": lambda d: d.image_shape[1],
+    "num_classes": lambda d: len(d.classes),
+    "system_copy": lambda d: getattr(d, "system_copy", None),
+}
+
+
+def dataset_fact(fact: str, *, _root_: Any) -> Any:
+    """A fact of the config's dataset (``data.dataset._target_``; none: Fashion-MNIST)."""
+    from fmnist_scaling.data.datasets import dataset_class
+
+    if fact not in DATASET_FACTS:
+        raise ValueError(f"${{dataset:{fact}}}: no such fact; one of {', '.join(DATASET_FACTS)}")
+    target = OmegaConf.select(_root_, "data.dataset._target_", default=None)
+    return DATASET_FACTS[fact](dataset_class(target))
+
+
 def group_choices(group: str) -> list[str]:
     """The choices of a config group: its yaml files in ``conf/<group>/``, sorted."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
@@ -78,6 +102,7 @@ def group_choices(group: str) -> list[str]:
 OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
 OmegaConf.register_new_resolver("not_the_experiment", lambda: list(experiment.NOT_IN_JOB_NAMES), replace=True)
+OmegaConf.register_new_resolver("dataset", dataset_fact, replace=True)
 OmegaConf.register_new_resolver("scaling_modes", lambda: ",".join(group_choices("scaling")), replace=True)
 # a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
 OmegaConf.register_new_resolver("flat", lambda name: name.replace("/", "."), replace=True)

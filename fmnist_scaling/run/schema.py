@@ -6,7 +6,7 @@ of a composed config and checks it against the table; :mod:`fmnist_scaling.run.v
 checks that involve two keys or the machine. A test composes the config with every group
 option and asserts that every leaf has a rule, so a new key cannot go unchecked.
 
-Subtrees built by a class of your own (``model.net``, ``scaling``, a callback whose ``_target_`` is
+Subtrees built by a class of your own (``data.dataset``, ``model.net``, ``scaling``, a callback whose ``_target_`` is
 outside this package and Lightning) check their own arguments: only their ``_target_`` is checked
 here. Keys added with ``+`` under a known subtree, with no rule, go to the class they configure.
 
@@ -36,7 +36,7 @@ PRECISIONS = (
     "bf16-true", "bf16-mixed", "bf16", "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
 #: Subtrees whose class, when it is your own, checks its own arguments.
-PLUGGABLE = ("scaling", "model.net", "callbacks.*", "logger")
+PLUGGABLE = ("data.dataset", "scaling", "model.net", "callbacks.*", "logger")
 #: The packages whose classes the rules below are written for.
 KNOWN_PACKAGES = ("fmnist_scaling.", "lightning.", "pytorch_lightning.", "torch.optim.")
 
@@ -154,6 +154,7 @@ SCHEMA: dict[str, Rule] = {
     "gain": Rule(number().allowed + " (the input gain; 255: raw pixels)", number().ok),
     # data
     "data._target_": target(),
+    "data.dataset._target_": target(),
     "data.root": path(),
     "data.local_copy": path() | null("no local copy"),
     "data.download": boolean(),
@@ -194,6 +195,7 @@ SCHEMA: dict[str, Rule] = {
     "model.net.in_features": integer(1),
     "model.net.hidden": widths("[1000]"),
     "model.net.channels": widths("[8, 16]"),
+    "model.net.image_size": integer(1),
     "model.net.num_classes": integer(2),
     "model.net.activation": choice(*ACTIVATION_NAMES),
     # trainer: Lightning's Trainer arguments

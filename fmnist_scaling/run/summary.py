@@ -27,6 +27,7 @@ HPARAM_METRICS = (
 def hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
     """The run's settings as TensorBoard's HPARAMS view shows them (also in ``hparams.yaml``)."""
     return {
+        "data": choices.get("data", "?"),
         "scaling": choices.get("scaling", "?"),
         "seed": cfg.seed,
         "optimizer": cfg.model.optimizer._target_.rsplit(".", 1)[-1],
@@ -65,6 +66,8 @@ def print_summary(record: dict[str, Any]) -> None:
     if record.get("extended_from_epochs"):
         status += f" (extended from {record['extended_from_epochs']} epochs)"
     lines = [f"run {record['run_dir']}: {status}" + (" (collapsed to chance)" if record["collapsed"] else "")]
+    if record.get("dataset"):
+        lines.append(f"  data        {record['dataset']['name']}")
     for split in ("train", "train_full", "val", "test"):
         if f"{split}/acc" in final:
             lines.append(f"  {split:<10}  acc {100 * final[f'{split}/acc']:6.2f}%   loss {final[f'{split}/loss']:.4f}")

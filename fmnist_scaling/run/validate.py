@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.data.datasets import dataset_class
 from fmnist_scaling.run.schema import MAX_SEED, check_leaves
 from fmnist_scaling.utils.errors import ConfigError
 
@@ -25,13 +26,12 @@ def validate(cfg: DictConfig, before_hydra: bool = False) -> None:
     check of :mod:`fmnist_scaling.run.cli`, where values that only Hydra's run resolves are left
     for the check inside the run."""
     check_leaves(cfg, skip_unresolved=before_hydra)
-    val_size = cfg.data.val_size
-    from fmnist_scaling.data.sources import TRAIN_SIZE
-
-    if cfg.data.verify and val_size >= TRAIN_SIZE:  # own data: checked against its size at setup
+    dataset = dataset_class(OmegaConf.select(cfg, "data.dataset._target_", default=None))
+    val_size, size = cfg.data.val_size, dataset.train_size
+    if cfg.data.verify and val_size >= size:  # own data: checked against its size at setup
         raise ConfigError(
-            f"data.val_size={val_size} is invalid: must be an integer in 0..{TRAIN_SIZE - 1} "
-            f"(0: train on all {TRAIN_SIZE:,})"
+            f"data.val_size={val_size} is invalid: must be an integer in 0..{size - 1} "
+            f"({dataset.name} has {size:,} training images; 0: train on all)"
         )
     _check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", "auto"))
 
