@@ -199,3 +199,39 @@ def test_a_dataset_target_that_is_not_a_dataset_is_named(tmp_path):
     proc = train("data.dataset._target_=collections.OrderedDict", cwd=tmp_path)
     assert proc.returncode == 2 and "is not a dataset (a subclass of ImageDataset)" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_readmes_dataset_example_trains(tmp_path):
+    import numpy as np
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Adding a dataset") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    yaml = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    plugin = tmp_path / "plugin"
+    (plugin / "conf" / "data").mkdir(parents=True)
+    (plugin / "my_data.py").write_text(code)
+    (plugin / "conf" / "data" / "sketches.yaml").write_text(yaml)
+    g = torch.Generator().manual_seed(0)
+    arrays = {}
+    for split, n in (("train", 3000), ("test", 600)):
+        labels = torch.arange(n) % 3
+        images = torch.randint(0, 80, (n, 28, 28), generator=g)
+        for c in range(3):
+            images[labels == c, 8 * c + 2 : 8 * c + 6, :] = 255
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images.to(torch.uint8).numpy(), labels.numpy()
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "sketches.npz", **arrays)
+    proc = train(
+        f"hydra.searchpath=[file://{plugin / 'conf'}]",
+        "data=sketches",
+        "trainer.max_epochs=1",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(plugin)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = read_metrics(tmp_path / "run")
+    assert record["dataset"]["name"] == "Sketches" and record["final"]["test/acc"] > 0.9

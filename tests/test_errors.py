@@ -17,7 +17,7 @@ BAD_VALUES = [
     ("model/net=cnn model.net.channels=[8,0]", "model.net.channels=[8, 0] is invalid", "integers >= 1"),
     ("model/net=cnn model.net.activation=swish", "model.net.activation='swish' is invalid", "relu, sigmoid"),
     (
-        "model/net=cnn +model.net.image_size=32",
+        "model/net=cnn model.net.image_size=32",
         "input_shape=(1, 32, 32) is invalid: the images are 28 x 28",
         "(1, 28, 28)",
     ),

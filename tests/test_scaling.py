@@ -74,6 +74,9 @@ def test_fit_before_use_and_bad_arguments():
         S.Standardize()(PIXELS)
     with pytest.raises(ValueError, match="eps must be > 0"):
         S.PerPixelStandardize(eps=0)
+    for mode in (S.MaxScaling, S.Centered, lambda max_value: S.PerPixelStandardize(max_value=max_value)):
+        with pytest.raises(ValueError, match="max_value must be > 0, got -1"):
+            mode(max_value=-1)
     with pytest.raises(ValueError, match="constant"):
         S.Standardize().fit(torch.full((3, 4), 9, dtype=torch.uint8))
 
@@ -89,6 +92,8 @@ def test_state_round_trip_restores_statistics():
 
 @pytest.mark.parametrize("path", sorted((REPO / "conf" / "scaling").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_scaling_yaml_instantiates_a_scaling(path):
+    import fmnist_scaling.run.resolvers  # noqa: F401 - ${dataset:max_value}: alone, the default dataset's
+
     mode = instantiate(OmegaConf.load(path))
     assert isinstance(mode, S.Scaling)
     out = mode.fit(PIXELS)(PIXELS)

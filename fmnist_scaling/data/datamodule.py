@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from fmnist_scaling.data import sources
 from fmnist_scaling.data.datasets import DEFAULT, ImageDataset
 from fmnist_scaling.data.scaling import Scaling
 from fmnist_scaling.utils.errors import ConfigError
@@ -209,6 +210,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.dataset.load(self.root, self.verify)
+        problem = sources.shape_problem(data, len(self.dataset.classes))  # a dataset of your own too
+        if problem is not None:
+            raise sources.DataError(f"{self.dataset.name} does not load as images with labels: {problem}")
         check_input_shape(self.input_shape, tuple(data["train_images"].shape[1:]))
         images, labels = data["train_images"].flatten(1), data["train_labels"]
         if not 0 <= self.val_size < len(images):

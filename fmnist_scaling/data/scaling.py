@@ -150,8 +150,9 @@ class PerPixelStandardize(Scaling):
 
     def __init__(self, eps: float = 0.01, max_value: float = PIXEL_MAX) -> None:
         super().__init__()
-        if not eps > 0 or not max_value > 0:
-            raise ValueError(f"eps and max_value must be > 0, got {eps!r} and {max_value!r}")
+        for name, value in (("eps", eps), ("max_value", max_value)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
         self.eps, self.max_value = float(eps), float(max_value)
 
     def _fit(self, images: Tensor) -> None:

@@ -139,7 +139,7 @@ def _read_checked(
     if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
         return {}, "was written by another version of fmnist_scaling"
     data = {name: stored.get(name) for name in TENSORS}
-    inconsistent = _shape_problem(data, len(dataset.classes))
+    inconsistent = shape_problem(data, len(dataset.classes))
     problem = f"is damaged ({inconsistent})" if inconsistent else None
     if problem is None and hash_it:
         digests = {name: _digest(tensor) for name, tensor in data.items()}
@@ -156,7 +156,7 @@ def _read_checked(
     return data, problem
 
 
-def _shape_problem(data: dict[str, Tensor | None], num_classes: int) -> str | None:
+def shape_problem(data: dict[str, Tensor | None], num_classes: int) -> str | None:
     """Why ``data`` is not internally consistent (shapes, types, label range), or None."""
     for split in SPLITS:
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
@@ -305,7 +305,7 @@ def _build_cache(root: str, verify: bool, dataset: IDXDataset) -> None:
                 f"cannot read the IDX files in {raw} ({type(err).__name__}: {err}); delete them to fetch the data again"
             ) from None
         data[f"{split}_images"], data[f"{split}_labels"] = images.contiguous(), labels.to(torch.int64)
-    problem = _shape_problem(data, len(dataset.classes))
+    problem = shape_problem(data, len(dataset.classes))
     if problem is None and verify and tuple(data["train_images"].shape[1:]) != dataset.image_shape:
         problem = f"images of {tuple(data['train_images'].shape[1:])} pixels, not {dataset.image_shape}"
     if problem is not None:
