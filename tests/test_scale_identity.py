@@ -101,3 +101,76 @@ def test_the_options_reach_the_run_and_bad_values_are_refused(tmp_path):
         0
     ] is net.net.layers.fc1.weight
     assert len(ScalingClassifier().configure_optimizers().param_groups) == 1  # the default: one group, as before
+
+
+# ---- the identity for every optimizer: model.first_layer_gain computes each one's factors
+
+OPTIMIZERS = {
+    "sgd": {"_target_": "torch.optim.SGD", "lr": 1e-2},
+    "sgd_momentum": {"_target_": "torch.optim.SGD", "lr": 1e-2, "momentum": 0.9},
+    "sgd_nesterov_weight_decay": {
+        "_target_": "torch.optim.SGD",
+        "lr": 1e-2,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-3,
+    },
+    "adam": {"_target_": "torch.optim.Adam", "lr": 1e-3},
+    "adam_weight_decay": {"_target_": "torch.optim.Adam", "lr": 1e-3, "weight_decay": 1e-3, "amsgrad": True},
+    "adamw": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 1e-2},
+}
+
+
+def run_with(optimizer: dict, scaling, images, labels, **first_layer: float) -> tuple[ScalingClassifier, list[float]]:
+    torch.manual_seed(0)
+    net = ScalingClassifier(optimizer=optimizer, **first_layer)
+    return net, train(net, scaling, images, labels, "autograd")
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_identity_raw_pixels_as_first_layer_parameters_for_every_optimizer(name):
+    images, labels = pixels()
+    scaled, reference = run_with(OPTIMIZERS[name], MaxScaling(), images, labels)
+    raw, losses = run_with(OPTIMIZERS[name], NoScaling(), images, labels, first_layer_gain=1 / C)
+    assert len(losses) == STEPS and reference[-1] < 0.6 * reference[0]  # it learned
+    assert losses == pytest.approx(reference, rel=1e-9, abs=0)
+    assert torch.allclose(first_linear(raw.net).weight * C, first_linear(scaled.net).weight, rtol=1e-9, atol=1e-12)
+    for p_raw, p_scaled in zip(raw.net.layers.out.parameters(), scaled.net.layers.out.parameters()):
+        assert torch.allclose(p_raw, p_scaled, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name,wrong",
+    [
+        ("adam", {"first_layer_init_scale": 1 / C, "first_layer_lr_scale": 1 / C**2}),  # SGD's factor c² on Adam
+        ("adam", {"first_layer_init_scale": 1 / C, "first_layer_lr_scale": 1 / C}),  # c, but eps left alone
+        ("sgd_nesterov_weight_decay", {"first_layer_init_scale": 1 / C, "first_layer_lr_scale": 1 / C**2}),  # decay
+    ],
+)
+def test_the_factors_matter_where_the_identity_could_fail(name, wrong):
+    images, labels = pixels(n=100 * BATCH)
+    _, reference = run_with(OPTIMIZERS[name], MaxScaling(), images, labels)
+    _, losses = run_with(OPTIMIZERS[name], NoScaling(), images, labels, **wrong)
+    assert losses[0] == pytest.approx(reference[0], rel=1e-9)  # the same forward pass at step 0 ...
+    assert max(abs(a - b) / abs(b) for a, b in zip(losses, reference)) > 1e-6  # ... then another run
+
+
+def test_the_gain_option_scales_the_first_layers_group_and_refuses_unknown_optimizers():
+    from fmnist_scaling.utils.errors import ConfigError
+
+    net = ScalingClassifier(optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 1e-2})
+    net_gain = ScalingClassifier(
+        optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 1e-2}, first_layer_gain=4.0
+    )
+    first, rest = net_gain.configure_optimizers().param_groups
+    assert (first["lr"], first["eps"], first["weight_decay"]) == pytest.approx((4e-3, 1e-8 / 4, 1e-2 / 4))
+    assert (rest["lr"], rest["eps"], rest["weight_decay"]) == (1e-3, 1e-8, 1e-2)
+    assert len(net.configure_optimizers().param_groups) == 1
+    sgd = ScalingClassifier(
+        optimizer={"_target_": "torch.optim.SGD", "lr": 1e-2, "weight_decay": 1e-4}, first_layer_gain=2.0
+    )
+    first = sgd.configure_optimizers().param_groups[0]
+    assert (first["lr"], first["weight_decay"]) == pytest.approx((4e-2, 2.5e-5))
+    rms = ScalingClassifier(optimizer={"_target_": "torch.optim.RMSprop", "lr": 1e-3}, first_layer_gain=2.0)
+    with pytest.raises(ConfigError, match="not available with the optimizer RMSprop.*SGD, Adam, AdamW"):
+        rms.configure_optimizers()

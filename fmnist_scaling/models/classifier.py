@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from fmnist_scaling.models import fused
+from fmnist_scaling.models.gain import apply_gain
 from fmnist_scaling.models.networks import first_weighted, initialize, input_shape_of
 from fmnist_scaling.models.networks import input_norm as input_norm_layer
 
@@ -67,6 +68,7 @@ class ScalingClassifier(L.LightningModule):
         fused_step: bool = True,
         first_layer_init_scale: float = 1.0,
         first_layer_lr_scale: float = 1.0,
+        first_layer_gain: float = 1.0,
     ) -> None:
         super().__init__()
         optimizer = _plain(optimizer) or {"_target_": "torch.optim.SGD", "lr": 1e-2}
@@ -81,6 +83,7 @@ class ScalingClassifier(L.LightningModule):
                 "fused_step": bool(fused_step),
                 "first_layer_init_scale": float(first_layer_init_scale),
                 "first_layer_lr_scale": float(first_layer_lr_scale),
+                "first_layer_gain": float(first_layer_gain),
             },
             logger=False,  # the run logs hparams once, with final metrics (TensorBoard's HPARAMS view)
         )
@@ -89,6 +92,9 @@ class ScalingClassifier(L.LightningModule):
         if first_layer_init_scale != 1.0:  # see the README: scale is a learning rate, exactly
             with torch.no_grad():
                 first_weighted(self.net).weight.mul_(first_layer_init_scale)
+        if first_layer_gain != 1.0:  # an input gain as parameters: init x g, the optimizer's factors (gain.py)
+            with torch.no_grad():
+                first_weighted(self.net).weight.mul_(first_layer_gain)
         #: the shape of one input the network asks for: (784,) flat, (1, 28, 28) an image
         self.input_shape = input_shape_of(self.net)
         self.input_norm = input_norm_layer(input_norm, self.input_shape)
@@ -231,14 +237,17 @@ class ScalingClassifier(L.LightningModule):
         self.log("step", float(self.global_step), on_step=False, on_epoch=True, batch_size=1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        scale = self.hparams.get("first_layer_lr_scale", 1.0)
-        if scale == 1.0:
+        scale, gain = self.hparams.get("first_layer_lr_scale", 1.0), self.hparams.get("first_layer_gain", 1.0)
+        if scale == 1.0 and gain == 1.0:
             return instantiate(self.hparams.optimizer, params=self.parameters())
         # the first layer's weight in a group of its own, with its learning rate scaled
         first = first_weighted(self.net).weight
         rest = [p for p in self.parameters() if p is not first]
         groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
-        return instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra's conversion
+        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra
+        if gain != 1.0:  # the group now holds the optimizer's own values (eps, weight_decay): scale them
+            apply_gain(optimizer.param_groups[0], optimizer, gain)
+        return optimizer
 
 
 def _plain(config: Any) -> dict[str, Any] | None:

@@ -179,6 +179,7 @@ SCHEMA: dict[str, Rule] = {
     "model.fused_step": boolean(),
     "model.first_layer_init_scale": Rule(_POSITIVE.allowed + " (1.0: the ordinary network)", _POSITIVE.ok),
     "model.first_layer_lr_scale": Rule(_POSITIVE.allowed + " (1.0: the ordinary network)", _POSITIVE.ok),
+    "model.first_layer_gain": Rule(_POSITIVE.allowed + " (an input gain as parameters; 1.0: none)", _POSITIVE.ok),
     "model.optimizer._target_": target(),
     "model.optimizer.lr": _POSITIVE,
     "model.optimizer.momentum": number(0.0, low_open=False),

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.data.datasets import dataset_class
+from fmnist_scaling.models.gain import factors_for
 from fmnist_scaling.run.schema import MAX_SEED, check_leaves
 from fmnist_scaling.utils.errors import ConfigError
 
@@ -33,6 +34,8 @@ def validate(cfg: DictConfig, before_hydra: bool = False) -> None:
             f"data.val_size={val_size} is invalid: must be an integer in 0..{size - 1} "
             f"({dataset.name} has {size:,} training images; 0: train on all)"
         )
+    if cfg.model.get("first_layer_gain", 1.0) != 1.0:  # an input gain as parameters: known optimizers only
+        factors_for(str(cfg.model.optimizer._target_))
     _check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", "auto"))
 
 
