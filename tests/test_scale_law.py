@@ -22,18 +22,19 @@ def test_power_iteration_finds_the_largest_eigenvalue():
 
 
 @pytest.mark.parametrize(
-    ("family", "init", "lr", "max_value"),
+    ("family", "init", "lr", "gain", "max_value"),
     [
-        ("input", 1.0, 1.0, 255 / 64),
-        ("equivalent", 64, 64**2, 255.0),
-        ("init_only", 64, 1.0, 255.0),
-        ("lr_only", 1.0, 64**2, 255.0),
+        ("input", 1.0, 1.0, 1.0, 255 / 64),
+        ("equivalent", 1.0, 1.0, 64, 255.0),  # init x 64 and the optimizer's factors (SGD: lr x 64^2)
+        ("init_only", 64, 1.0, 1.0, 255.0),
+        ("lr_only", 1.0, 64**2, 1.0, 255.0),
     ],
 )
-def test_each_way_of_applying_a_gain_composes_to_its_parameters(family, init, lr, max_value):
+def test_each_way_of_applying_a_gain_composes_to_its_parameters(family, init, lr, gain, max_value):
     cfg = threshold.compose(["+experiment=scale_law", f"gain_as={family}", "gain=64"])
     assert cfg.scaling.max_value == pytest.approx(max_value)
     assert cfg.model.first_layer_init_scale == init and cfg.model.first_layer_lr_scale == lr
+    assert cfg.model.first_layer_gain == gain
 
 
 def test_a_gain_of_zero_is_refused_by_name(tmp_path):

@@ -64,25 +64,42 @@ def _by_gain(keys: list[str], rows: list[dict[str, Any]], accuracy: str) -> dict
     for row in rows:
         family = row.get(FAMILY_KEY, "input") if FAMILY_KEY in keys else "input"
         values = {"acc": row[accuracy], **{column: row[column] for column, _, _ in PANELS[1:]}}
+        values |= {"acc_std": row.get(f"{accuracy}_std", math.nan), "runs": row.get("runs", 1)}
         table.setdefault(row[GAIN_KEY], {})[family] = values
     return table
 
 
 def _overlay(table: dict[str, dict[str, dict[str, float]]], gains: list[str]) -> str:
-    """How far apart the two equivalent ways lie: the largest accuracy difference over g."""
-    pairs = [
-        (g, table[g]["input"]["acc"], table[g]["equivalent"]["acc"])
-        for g in gains
-        if "input" in table[g] and "equivalent" in table[g]
-    ]
-    pairs = [(g, a, b) for g, a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+    """How far apart the two equivalent ways lie: per gain, the difference of their accuracies
+    against the seed spread (the larger of the two sample stds) where there are several seeds,
+    and the largest difference over g."""
+    pairs = [(g, table[g]["input"], table[g]["equivalent"]) for g in gains if {"input", "equivalent"} <= set(table[g])]
+    pairs = [(g, a, b) for g, a, b in pairs if math.isfinite(a["acc"]) and math.isfinite(b["acc"])]
     if not pairs:
         return ""
-    gain, a, b = max(pairs, key=lambda p: abs(p[1] - p[2]))
-    return (
-        f"\ninput against equivalent: accuracies at most {100 * abs(a - b):.1f} points apart "
-        f"(at g = {gain}: {100 * a:.1f}% and {100 * b:.1f}%), over {len(pairs)} gains.\n"
+    text = []
+    if all(min(a["runs"], b["runs"]) > 1 for _, a, b in pairs):
+        text.append(
+            "\ninput against equivalent, per gain (accuracy difference in points; spread: the larger "
+            "sample std of the two, over their seeds):\n"
+        )
+        text += [
+            "| g | runs | input | equivalent | difference | spread | difference / spread |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for g, a, b in pairs:
+            diff, spread = 100 * abs(a["acc"] - b["acc"]), 100 * max(a["acc_std"], b["acc_std"])
+            ratio = f"{diff / spread:.2f}" if spread > 0 else ("0" if diff == 0 else "inf")
+            text.append(
+                f"| {g} | {min(a['runs'], b['runs'])} | {100 * a['acc']:.1f} | {100 * b['acc']:.1f} | "
+                f"{diff:.2f} | {spread:.2f} | {ratio} |"
+            )
+    gain, a, b = max(pairs, key=lambda p: abs(p[1]["acc"] - p[2]["acc"]))
+    text.append(
+        f"\ninput against equivalent: accuracies at most {100 * abs(a['acc'] - b['acc']):.1f} points apart "
+        f"(at g = {gain}: {100 * a['acc']:.1f}% and {100 * b['acc']:.1f}%), over {len(pairs)} gains.\n"
     )
+    return "\n".join(text)
 
 
 def _show(value: float, percent: bool) -> str:
