@@ -20,7 +20,7 @@ help:
 	@echo "  make data           find, check and cache Fashion-MNIST (Debian copy, download) ~5 s"
 	@echo "  make article        the article's experiment: none, max x 3 seeds, all 60k    ~5 min"
 	@echo "  make study          every scaling mode x 3 seeds                               ~12 min"
-	@echo "  make docs           every table and figure in docs/, 2 jobs at a time          ~1 h"
+	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~80 min"
 	@echo "  make bench          the benchmark against plain loops, the sweep, the cost curve ~25 min"
 	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
 	@echo "  make clean          remove runs and sweeps (lightning_logs/runs, multirun)"
@@ -70,8 +70,9 @@ article: data
 
 # The README's tables and figures: the article's experiment, the 6-mode x 3-seed study, the lr
 # grid, the scale law (an input gain four ways), the architectures (MLP, input BatchNorm, CNN, He
-# init), the threshold table, and the study and threshold on the 8 x 8 digits, 2 jobs at a time
-# (about an hour on 2 cores). Re-running skips
+# init), the threshold table, the overlay at gains that are not powers of two, the article's
+# sigmoid network, the training speed, and the study and threshold on the 8 x 8 digits, 2 jobs at
+# a time (about 80 minutes on 2 cores). Re-running skips
 # finished jobs (the threshold table is measured again).
 SWEEPS := lightning_logs/multirun
 docs: data
@@ -81,9 +82,12 @@ docs: data
 	$(PY) -m fmnist_scaling.train -m +experiment=scale_law +launcher=parallel hydra.sweep.dir=$(SWEEPS)/scale_law
 	$(PY) -m fmnist_scaling.train -m +experiment=architectures +launcher=parallel hydra.sweep.dir=$(SWEEPS)/architectures
 	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold
+	$(PY) -m fmnist_scaling.train -m +experiment=overlay +launcher=parallel hydra.sweep.dir=$(SWEEPS)/overlay
+	$(PY) -m fmnist_scaling.train -m +experiment=sigmoid +launcher=parallel hydra.sweep.dir=$(SWEEPS)/sigmoid
 	$(PY) -m fmnist_scaling.train -m data=digits +launcher=parallel hydra.sweep.dir=$(SWEEPS)/digits_study
 	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold_digits data=digits
-	for s in article study lr_grid scale_law architectures digits_study; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
+	for s in article sigmoid; do $(PY) -m fmnist_scaling.tools.train_speed $(SWEEPS)/$$s > docs/$${s}_speed.md; done
+	for s in article study lr_grid scale_law architectures overlay sigmoid digits_study; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
 	cp lightning_logs/threshold_digits/threshold.md docs/digits_threshold.md
 	cp $(SWEEPS)/scale_law/scale_law.png docs/scale_law_panels.png
 	cp lightning_logs/threshold/threshold.md docs/threshold.md

@@ -10,6 +10,7 @@ from tests.conftest import run_module
 pytestmark = pytest.mark.real_data
 
 
+@pytest.mark.slow  # two minutes of whole processes (references, sweep, cost curve): make test-all
 def test_quick_benchmark_writes_every_field(tmp_path, real_root):
     out = tmp_path / "bench.json"
     proc = run_module(

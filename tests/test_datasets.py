@@ -175,7 +175,7 @@ def test_a_dataset_of_your_own_outside_the_package_trains_and_evaluates(tmp_path
     proc = train(
         f"hydra.searchpath=[file://{plugin / 'conf'}]",
         "data=stripes",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=1",
         "hydra.run.dir=run",
         cwd=tmp_path,
         env=env,

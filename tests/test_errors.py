@@ -31,7 +31,7 @@ BAD_VALUES = [
     ("model.hidden=[500]", "model.hidden has moved", "model.net.hidden=[500]"),
     ("model.net.activation=swish", "model.net.activation='swish' is invalid", "relu, sigmoid, tanh, gelu"),
     ("model.fused_step=maybe", "model.fused_step='maybe' is invalid", "true or false"),
-    ("model/optimizer=rmsprop", "model/optimizer=rmsprop is invalid", "adam, sgd"),
+    ("model/optimizer=rmsprop", "model/optimizer=rmsprop is invalid", "adam, adamw, sgd"),
     ("model.optimizer.lr=0", "model.optimizer.lr=0 is invalid", "finite number > 0"),
     ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1 is invalid", "finite number > 0"),
     ("model.optimizer.lr=fast", "model.optimizer.lr='fast' is invalid", "finite number > 0"),

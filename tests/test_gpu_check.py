@@ -18,6 +18,7 @@ def test_refuses_in_one_line_without_a_gpu(tmp_path):
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "gpu.json").exists()
 
 
+@pytest.mark.slow  # every step of make gpu-check, tiny, on the CPU: 100 s; make test-all
 def test_smoke_runs_every_step_and_writes_its_json(tmp_path, real_root):
     out = tmp_path / "gpu.json"
     proc = run_module("fmnist_scaling.tools.gpu_check", "--smoke", f"--root={real_root}", f"--out={out}", cwd=tmp_path)

@@ -143,7 +143,7 @@ def bad_leaf(draw):
     return key, value
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(bad_leaf())
 def test_any_bad_value_of_any_leaf_is_one_line_and_makes_nothing(tmp_path_factory, monkeypatch_module, leaf):
     key, value = leaf
