@@ -98,3 +98,9 @@ def test_every_scaling_yaml_instantiates_a_scaling(path):
     assert isinstance(mode, S.Scaling)
     out = mode.fit(PIXELS)(PIXELS)
     assert out.shape == PIXELS.shape and torch.isfinite(out).all()
+
+
+def test_shifted_moves_the_max_inputs_by_a_constant():
+    shifted = S.Shifted(offset=1.0)
+    assert shifted(torch.tensor([[0, 51, 255]], dtype=torch.uint8)).tolist()[0] == pytest.approx([1.0, 1.2, 2.0])
+    assert instantiate(shifted.config()).offset == 1.0  # rebuilt from a checkpoint's config

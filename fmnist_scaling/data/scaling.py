@@ -80,6 +80,22 @@ class Scaling:
         return f"{type(self).__name__}({args})"
 
 
+class Shifted(Scaling):
+    """``x / max_value + offset``: the ``max`` inputs moved by a constant. Not one of the study's
+    modes (no yaml): the threshold law's test case, where the largest eigenvalue λ of E[x xᵀ]
+    grows along the mean direction while the spread of the inputs stays what ``max`` gives
+    (``python -m fmnist_scaling.tools.threshold --cases max scaling._target_=...Shifted +scaling.offset=1``)."""
+
+    def __init__(self, max_value: float = PIXEL_MAX, offset: float = 0.0) -> None:
+        super().__init__()
+        if not max_value > 0:
+            raise ValueError(f"max_value must be > 0, got {max_value!r}")
+        self.max_value, self.offset = float(max_value), float(offset)
+
+    def transform(self, x: Tensor) -> Tensor:
+        return x / self.max_value + self.offset
+
+
 def _moments(images: Tensor, dim: int | None) -> tuple[Tensor, Tensor]:
     """Mean and (population) std of raw pixel values, in float64, over all pixels or per feature."""
     total = torch.zeros((), dtype=torch.float64) if dim is None else torch.zeros(images.shape[1], dtype=torch.float64)
