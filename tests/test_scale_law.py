@@ -108,6 +108,14 @@ def test_the_threshold_is_the_first_broken_lr_above_one_that_learned(tiny_root):
     assert scaled["critical_lr"] > 100 * row["critical_lr"]
 
 
+def test_a_stricter_definition_of_breaking_breaks_no_earlier(tiny_root):
+    overrides = ["scaling=none", f"data.root={tiny_root}", *TINY]
+    default = threshold.find_threshold("none", overrides, seeds=[0])
+    chance_only = threshold.find_threshold("none", overrides, seeds=[0], dead_limit=1.0)
+    assert chance_only["critical_lr"] >= default["critical_lr"]
+    assert "dead" not in chance_only["broke_by"] and chance_only["broke_by"]  # chance or diverged
+
+
 def test_the_command_writes_its_table(tiny_root, tmp_path):
     proc = run_module(
         "fmnist_scaling.tools.threshold",

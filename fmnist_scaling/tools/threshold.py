@@ -114,8 +114,9 @@ class Case:
         x, _ = self.data.scaled("train")
         return top_eigenvalue(second_moment(x.flatten(1)))  # whatever shape the network takes: pixels
 
-    def trial(self, lr: float, seed: int) -> dict[str, Any]:
-        """One epoch at ``lr`` from the init of ``seed``: whether it broke, and how."""
+    def trial(self, lr: float, seed: int, dead_limit: float = DEAD_LIMIT) -> dict[str, Any]:
+        """One epoch at ``lr`` from the init of ``seed``: whether it broke (over ``dead_limit``
+        of the first-layer ReLUs dead, chance accuracy, or a non-finite loss), and how."""
         from hydra.utils import instantiate
 
         from fmnist_scaling.models.diagnostics import probe
@@ -145,7 +146,7 @@ class Case:
             w
             for w, bad in (
                 ("diverged", not finite),
-                ("dead", dead > DEAD_LIMIT),
+                ("dead", dead > dead_limit),
                 ("chance", acc < COLLAPSE_FACTOR / model.hparams.num_classes),
             )
             if bad
@@ -153,8 +154,11 @@ class Case:
         return {"lr": lr, "seed": seed, "acc": acc, "dead_frac": dead, "broken": bool(why), "why": why}
 
 
-def find_threshold(name: str, overrides: list[str], seeds: list[int], threads: int | None = None) -> dict[str, Any]:
-    """λ and the critical lr of one case (see the module docstring)."""
+def find_threshold(
+    name: str, overrides: list[str], seeds: list[int], threads: int | None = None, dead_limit: float = DEAD_LIMIT
+) -> dict[str, Any]:
+    """λ and the critical lr of one case (see the module docstring); ``dead_limit``: the dead
+    fraction that counts as broken (1.0: only chance accuracy or divergence do)."""
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -163,7 +167,7 @@ def find_threshold(name: str, overrides: list[str], seeds: list[int], threads: i
     trials: list[dict[str, Any]] = []
 
     def broken(k: int, seed: int) -> bool:
-        result = case.trial(grid_lr(k), seed)
+        result = case.trial(grid_lr(k), seed, dead_limit)
         trials.append({**result, "k": k})
         return result["broken"]
 
@@ -248,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         "(scaling=NAME, a mode of your own included)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--dead-limit",
+        type=float,
+        default=DEAD_LIMIT,
+        help=f"the dead fraction of first-layer ReLUs that counts as broken (default {DEAD_LIMIT}; "
+        "1: only chance accuracy or a non-finite loss)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
     parser.add_argument(
         "overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)"
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = 1 if args.jobs > 1 else None  # side by side: one thread each (oversubscribed threads are 10-20x slower)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads)
+            pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads, args.dead_limit)
             for name, overrides in cases.items()
         ]
         rows = []
@@ -280,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     from fmnist_scaling.run.records import write_json
 
     write_json(
-        args.out / "threshold.json", {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": DEAD_LIMIT, "cases": rows}
+        args.out / "threshold.json",
+        {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": args.dead_limit, "cases": rows},
     )
     markdown = to_markdown(rows)
     (args.out / "threshold.md").write_text(markdown)
