@@ -86,6 +86,9 @@ docs: data
 	$(PY) -m fmnist_scaling.train -m +experiment=sigmoid +launcher=parallel hydra.sweep.dir=$(SWEEPS)/sigmoid
 	$(PY) -m fmnist_scaling.train -m data=digits +launcher=parallel hydra.sweep.dir=$(SWEEPS)/digits_study
 	$(PY) -m fmnist_scaling.tools.threshold --jobs 2 --out lightning_logs/threshold_digits data=digits
+	$(PY) -m fmnist_scaling.tools.threshold --cases none max --jobs 2 --dead-limit 0.9 --out lightning_logs/threshold_dead90
+	$(PY) -m fmnist_scaling.tools.threshold --cases none max --jobs 2 --dead-limit 1 --out lightning_logs/threshold_chance
+	$(PY) -m fmnist_scaling.tools.threshold --cases none max --jobs 2 --out lightning_logs/threshold_batch128 data.batch_size=128
 	for o in 0.5 1 3; do $(PY) -m fmnist_scaling.tools.threshold --cases max --out lightning_logs/threshold_offset_$$o scaling._target_=fmnist_scaling.data.scaling.Shifted +scaling.offset=$$o; done
 	for s in article sigmoid; do $(PY) -m fmnist_scaling.tools.train_speed $(SWEEPS)/$$s > docs/$${s}_speed.md; done
 	for s in article study lr_grid scale_law architectures overlay sigmoid digits_study; do cp $(SWEEPS)/$$s/summary.md docs/$$s.md; cp $(SWEEPS)/$$s/curves.png docs/$$s.png; done
