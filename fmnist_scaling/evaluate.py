@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fmnist_scaling.run.checkpoint_io import find_checkpoint, load_checkpoint
-from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_tree
+from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, full_error, root_cause
 from fmnist_scaling.utils.log import log
@@ -51,7 +51,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scaling_config = upgrade_tree(data_state["scaling"])
     scaling = _build(path, "scaling mode", scaling_config, lambda: instantiate(scaling_config))
     scaling.load_state_dict(data_state["scaling_state"])  # as fit in training, not refit here
-    dataset_target = upgrade_tree({"_target_": data_state.get("dataset")})["_target_"]  # none: Fashion-MNIST
+    dataset_target = upgrade_target(data_state.get("dataset"))  # none (an older checkpoint): Fashion-MNIST
     dataset = _build(path, "dataset", {"_target_": dataset_target}, lambda: dataset_class(dataset_target)())
     data = {
         "verify": data_state.get("verify", True),

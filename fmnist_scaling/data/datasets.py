@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fmnist_scaling.utils.errors import ConfigError
@@ -238,7 +237,3 @@ def dataset_class(target: str | None) -> type[ImageDataset]:
             f"data.dataset._target_={target} is not a dataset (a subclass of {ImageDataset.__qualname__})"
         )
     return found
-
-
-def folder_of(root: str, dataset: ImageDataset) -> Path:
-    return Path(root) / dataset.folder
