@@ -9,8 +9,10 @@ too) it computes, from the training split as that scaling gives it:
 
 - ``lambda``: the largest eigenvalue of the input second-moment matrix E[x xᵀ] (784 x 784, summed
   in float64; power iteration), the curvature that SGD on the first layer sees first;
+- ``sharpness`` (S₀): the largest eigenvalue of the loss's own Hessian at the init, over every
+  parameter, on the first 2048 training inputs (:mod:`fmnist_scaling.tools.sharpness`), per seed;
 - the critical learning rate: the smallest lr of a grid of 8 values per decade, above one at
-  which the network learned, at which one epoch of training ends *broken*: most first-layer
+  which the network learned, at which one epoch (``--epochs``) of training ends *broken*: most first-layer
   ReLUs dead on the probe batch (over half), the validation accuracy at chance (under twice
   chance), or a non-finite loss. A coarse scan by decades (first seed) brackets it; each seed
   then walks the fine grid from the bracket's lower end.
@@ -114,26 +116,45 @@ class Case:
         x, _ = self.data.scaled("train")
         return top_eigenvalue(second_moment(x.flatten(1)))  # whatever shape the network takes: pixels
 
-    def trial(self, lr: float, seed: int, dead_limit: float = DEAD_LIMIT) -> dict[str, Any]:
-        """One epoch at ``lr`` from the init of ``seed``: whether it broke (over ``dead_limit``
-        of the first-layer ReLUs dead, chance accuracy, or a non-finite loss), and how."""
+    def model(self, lr: float, seed: int):
+        """The run's model at its init for ``seed`` with the learning rate ``lr``, its optimizer,
+        and the run's own step chosen (fused where it applies, else autograd); the data's
+        training order set to ``seed`` as well."""
         from hydra.utils import instantiate
-
-        from fmnist_scaling.models.diagnostics import probe
-        from fmnist_scaling.run.records import COLLAPSE_FACTOR
 
         self.data.seed = seed
         torch.manual_seed(seed)  # as train: seed_everything, then the model
         model = instantiate(self.cfg.model, _recursive_=False, optimizer={**self.cfg.model.optimizer, "lr": lr})
         optimizer = model.configure_optimizers()
-        model.choose_step(optimizer)  # the run's own step: fused where it applies, else autograd
+        model.choose_step(optimizer)
+        return model, optimizer
+
+    def sharpness(self, seed: int) -> float:
+        """S₀: the largest Hessian eigenvalue of the loss at the init of ``seed``, on the first
+        :data:`~fmnist_scaling.tools.sharpness.SAMPLES` training inputs."""
+        from fmnist_scaling.tools.sharpness import SAMPLES, hessian_top_eigenvalue
+
+        model, _ = self.model(1.0, seed)
+        x, y = self.data.scaled("train")
+        return hessian_top_eigenvalue(model, x[:SAMPLES], y[:SAMPLES], seed=seed)
+
+    def trial(self, lr: float, seed: int, dead_limit: float = DEAD_LIMIT, epochs: int = 1) -> dict[str, Any]:
+        """``epochs`` epochs at ``lr`` from the init of ``seed``: whether it broke (over
+        ``dead_limit`` of the first-layer ReLUs dead, chance accuracy, or a non-finite loss), and how."""
+        from fmnist_scaling.models.diagnostics import probe
+        from fmnist_scaling.run.records import COLLAPSE_FACTOR
+
+        model, optimizer = self.model(lr, seed)
         loader = self.data.train_dataloader()
-        loader.sampler.set_epoch(0)
         finite = True
-        for group in loader:
-            losses, _ = model.sgd_steps(group, optimizer)
-            if not torch.isfinite(losses).all():
-                finite = False
+        for epoch in range(epochs):
+            loader.sampler.set_epoch(epoch)
+            for group in loader:
+                losses, _ = model.sgd_steps(group, optimizer)
+                if not torch.isfinite(losses).all():
+                    finite = False
+                    break
+            if not finite:
                 break
         stats, _ = probe(model, *self.data.probe_batch())
         model.eval()
@@ -155,19 +176,26 @@ class Case:
 
 
 def find_threshold(
-    name: str, overrides: list[str], seeds: list[int], threads: int | None = None, dead_limit: float = DEAD_LIMIT
+    name: str,
+    overrides: list[str],
+    seeds: list[int],
+    threads: int | None = None,
+    dead_limit: float = DEAD_LIMIT,
+    epochs: int = 1,
 ) -> dict[str, Any]:
-    """λ and the critical lr of one case (see the module docstring); ``dead_limit``: the dead
-    fraction that counts as broken (1.0: only chance accuracy or divergence do)."""
+    """λ, the sharpness at init and the critical lr of one case (see the module docstring);
+    ``dead_limit``: the dead fraction that counts as broken (1.0: only chance accuracy or
+    divergence do); ``epochs``: the length of each trial."""
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
     case = Case(overrides)
     lam = case.eigenvalue()
+    sharpness = {seed: case.sharpness(seed) for seed in seeds}
     trials: list[dict[str, Any]] = []
 
     def broken(k: int, seed: int) -> bool:
-        result = case.trial(grid_lr(k), seed, dead_limit)
+        result = case.trial(grid_lr(k), seed, dead_limit, epochs)
         trials.append({**result, "k": k})
         return result["broken"]
 
@@ -198,14 +226,19 @@ def find_threshold(
     critical = sorted(v for v in per_seed.values() if math.isfinite(v))
     median = statistics.median_low(critical) if critical else math.nan  # a value of the grid
     reasons = sorted({w for t in trials if t["broken"] and per_seed.get(t["seed"]) == t["lr"] for w in t["why"]})
+    s0 = statistics.median(sharpness.values())
     return {
         "case": name,
         "overrides": overrides,
+        "epochs": epochs,
         "lambda": lam,
+        "sharpness": s0,
+        "sharpness_by_seed": sharpness,
         "critical_lr": median,
         "critical_lr_by_seed": per_seed,
         "product": median * lam,
         "product_sqrt": median * math.sqrt(lam),
+        "product_sharpness": median * s0,
         "broke_by": reasons,
         "trials": trials,
         "seconds": time.perf_counter() - start,
@@ -214,14 +247,16 @@ def find_threshold(
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| case | λ of E[x xᵀ] | critical lr (median; per seed) | lr · λ | lr · √λ | broke by |",
-        "|---|---|---|---|---|---|",
+        "| case | λ of E[x xᵀ] | sharpness S₀ at init (median) | critical lr (median; per seed) "
+        "| lr · λ | lr · √λ | lr · S₀ | broke by |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         seeds = ", ".join(f"{v:.3g}" for v in row["critical_lr_by_seed"].values())
         lines.append(
-            f"| {row['case']} | {row['lambda']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
-            f"{row['product']:.3g} | {row['product_sqrt']:.3g} | {', '.join(row['broke_by']) or '-'} |"
+            f"| {row['case']} | {row['lambda']:.4g} | {row['sharpness']:.4g} | {row['critical_lr']:.3g} ({seeds}) | "
+            f"{row['product']:.3g} | {row['product_sqrt']:.3g} | {row['product_sharpness']:.3g} "
+            f"| {', '.join(row['broke_by']) or '-'} |"
         )
     lams = [r["lambda"] for r in rows if r["lambda"] > 0]
     if lams and any(math.isfinite(r["product"]) for r in rows):
@@ -231,12 +266,24 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
             f"the grid's step is a factor {grid_lr(1):.3f}. At the threshold:",
             "",
         ]
-        for key, label in (("product", "lr · λ"), ("product_sqrt", "lr · √λ")):
+        for key, label in (("product", "lr · λ"), ("product_sqrt", "lr · √λ"), ("product_sharpness", "lr · S₀")):
             values = [r[key] for r in rows if math.isfinite(r[key])]
             lines.append(
                 f"- {label} spans {min(values):.3g} .. {max(values):.3g} (a factor {max(values) / min(values):.1f})"
             )
     return "\n".join(lines) + "\n"
+
+
+def case_overrides(parser: argparse.ArgumentParser, names: list[str], overrides: list[str]) -> dict[str, list[str]]:
+    """Each case's overrides (a name of :data:`CASES`, else a scaling mode); an unknown mode or
+    config choice ends the command with one line naming it."""
+    from fmnist_scaling.run.overrides import unknown_choice
+
+    cases = {name: CASES.get(name) or [f"scaling={name}"] for name in names}
+    problem = unknown_choice([o for name in names if name not in CASES for o in cases[name]] + overrides, CONF_DIR)
+    if problem:
+        parser.error(f"{problem} (or a case: {', '.join(CASES)})")
+    return cases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,24 +306,22 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the dead fraction of first-layer ReLUs that counts as broken (default {DEAD_LIMIT}; "
         "1: only chance accuracy or a non-finite loss)",
     )
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
     parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
     parser.add_argument(
         "overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)"
     )
     parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
     args = parser.parse_args(argv)
-    from fmnist_scaling.run.overrides import unknown_choice
-
-    cases = {name: CASES.get(name) or [f"scaling={name}"] for name in args.cases}
-    problem = unknown_choice(
-        [o for name in args.cases if name not in CASES for o in cases[name]] + args.overrides, CONF_DIR
-    )
-    if problem:
-        parser.error(f"{problem} (or a case: {', '.join(CASES)})")
+    if args.epochs < 1:
+        parser.error(f"--epochs {args.epochs} is invalid: must be an integer >= 1")
+    cases = case_overrides(parser, args.cases, args.overrides)
     threads = 1 if args.jobs > 1 else None  # side by side: one thread each (oversubscribed threads are 10-20x slower)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(find_threshold, name, [*overrides, *args.overrides], args.seeds, threads, args.dead_limit)
+            pool.submit(
+                find_threshold, name, [*overrides, *args.overrides], args.seeds, threads, args.dead_limit, args.epochs
+            )
             for name, overrides in cases.items()
         ]
         rows = []
@@ -284,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(future.result())
             row = rows[-1]
             log.info(
-                f"{row['case']}: lambda {row['lambda']:.4g}, critical lr {row['critical_lr']:.3g}, "
+                f"{row['case']}: lambda {row['lambda']:.4g}, S0 {row['sharpness']:.4g}, "
+                f"critical lr {row['critical_lr']:.3g}, "
                 f"product {row['product']:.3g} ({len(row['trials'])} epochs, {row['seconds']:.0f} s)"
             )
     args.out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json(
         args.out / "threshold.json",
-        {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": args.dead_limit, "cases": rows},
+        {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": args.dead_limit, "epochs": args.epochs, "cases": rows},
     )
     markdown = to_markdown(rows)
     (args.out / "threshold.md").write_text(markdown)
