@@ -41,6 +41,7 @@ from fmnist_scaling.utils.log import follow_hydra_files, log
 def main(cfg: DictConfig) -> float:
     """Check the config and the run folder; skip a finished run; else train. Returns the run's
     headline accuracy (what a sweeper optimises)."""
+    main_at = time.time()  # the command line checked, the config composed, the run folder made
     hydra_cfg = HydraConfig.get()
     run_dir, in_sweep = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     follow_hydra_files()
@@ -59,13 +60,21 @@ def main(cfg: DictConfig) -> float:
     stop = StopSignals()
     try:
         with stop:
-            return train(cfg, run_dir, in_sweep, stop, previous)
+            return train(cfg, run_dir, in_sweep, stop, previous, main_at)
     except (BadInput, Fault, StopRun) as err:  # before training: the data, or a signal
         return reject(err, run_dir, in_sweep, None)
 
 
-def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, previous: dict | None = None) -> float:
-    """Build the model, the data and the trainer from ``cfg``; fit, test and record the run."""
+def train(
+    cfg: DictConfig,
+    run_dir: Path,
+    in_sweep: bool,
+    stop: StopSignals,
+    previous: dict | None = None,
+    main_at: float | None = None,
+) -> float:
+    """Build the model, the data and the trainer from ``cfg``; fit, test and record the run
+    (``main_at``: when Hydra called ``main``, the record's timeline)."""
     start = time.perf_counter()  # the record's wall_time_s counts the imports below, as it always has
     import lightning as L  # imported here: a rejected config exits without paying for it
     import torch
@@ -85,6 +94,8 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, pre
     L.seed_everything(cfg.seed, verbose=False)
     overrides, choices = list(HydraConfig.get().overrides.task), chosen_groups()
     recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start, extends(cfg, previous))
+    recorder.timeline |= {"cli": cli.started_at, "main": main_at} if cli.started_at and main_at else {}
+    recorder.mark("imports")
 
     # the model, then the data in the shape its network asks for
     model = build_model(cfg)
@@ -109,9 +120,12 @@ def train(cfg: DictConfig, run_dir: Path, in_sweep: bool, stop: StopSignals, pre
     if last.is_file():
         log.info(f"resuming {run_dir} from {last}")
     stop.trainer = trainer
+    recorder.mark("setup")
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+        recorder.mark("fit_end")
         tested = trainer.test(model, datamodule=datamodule, verbose=False)
+        recorder.mark("test_end")
     except BaseException as err:  # noqa: BLE001 - every way out is recorded, see end_early
         return end_early(err, stop, run_dir, in_sweep, recorder.write, overrides)
 

@@ -2,14 +2,50 @@
 and its plain loop) and writes its JSON."""
 
 import json
+import time
 
 import pytest
+import torch
 
-from tests.conftest import run_module
+from fmnist_scaling.tools import bench, reference
+from tests.conftest import read_metrics, run_module, train
 
-pytestmark = pytest.mark.real_data
+
+def test_the_stages_of_a_run_add_up_to_its_wall_time(tiny_root, tmp_path):
+    launched = time.time()
+    proc = train(
+        "scaling=max",
+        "trainer.max_epochs=2",
+        f"data.root={tiny_root}",
+        "data.verify=false",
+        "data.val_size=100",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    exited = time.time()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = read_metrics(tmp_path / "run")
+    assert set(record["timeline"]) == {"cli", "main", "imports", "setup", "fit_end", "test_end"}
+    assert record["eval_time_s"] > 0 and record["checkpoint_time_s"] > 0
+    stages = bench.stages(record, launched, exited)
+    assert list(stages) == [name for name, _, _ in bench.STAGES]
+    assert sum(stages.values()) == pytest.approx(exited - launched, rel=1e-6)
+    assert all(seconds > 0 for seconds in stages.values()), stages
+    table = bench.stage_table([{"wall_s": exited - launched, "stages": stages}], compute_s=1.0)
+    assert "| training steps |" in table and "| whole process |" in table and "compute limit" in table
 
 
+def test_the_compute_limit_counts_the_runs_products():
+    limit = reference.compute_limit(
+        2, torch.device("cpu"), train_rows=100, eval_rows=50, test_rows=30, batch=32, eval_batch=20, sizes=(8, 6, 3)
+    )
+    assert limit["steps_per_epoch"] == 4 and limit["compute_s"] > 0
+    per_row = 8 * 6 + 6 * 3  # multiply-adds of one row through both layers
+    flop = 2 * (2 * 3 * 100 * per_row + (2 * 50 + 30) * per_row)  # 3 products per training row, 1 per evaluated row
+    assert limit["tflop"] * 1e12 == pytest.approx(flop)
+
+
+@pytest.mark.real_data
 @pytest.mark.slow  # two minutes of whole processes (references, sweep, cost curve): make test-all
 def test_quick_benchmark_writes_every_field(tmp_path, real_root):
     out = tmp_path / "bench.json"
@@ -27,7 +63,10 @@ def test_quick_benchmark_writes_every_field(tmp_path, real_root):
             and row["peak_rss_mb"] > 100
         )
         assert 0.0 <= row["train_acc"] <= 1.0
-    assert len(report["ratios"]) == 6 and all(ratio > 0 for ratio in report["ratios"].values())
+    assert len(report["ratios"]) == 7 and all(ratio > 0 for ratio in report["ratios"].values())
+    assert report["compute_limit"]["compute_s"] > 0 and report["lightning_import_s"] > 0
+    assert set(report["stages"]) == {name for name, _, _ in bench.STAGES}
+    assert "where a project run's time goes" in proc.stdout and "project / compute limit" in proc.stdout
     assert "CNN: project / plain loop of the same CNN" in proc.stdout
     sweep = report["sweep"]  # a multirun of 2 jobs against 2 single runs
     assert sweep["jobs"] == 2 and sweep["sweep_wall_s"] > 0 and 0 < sweep["bound_s"] < sweep["single_runs_s"]

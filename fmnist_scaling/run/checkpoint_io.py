@@ -9,6 +9,7 @@ system): a full disk, a kill or a crash leaves the previous checkpoint and nothi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,22 @@ from fmnist_scaling.utils.files import atomic_file
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` with an atomic, same-folder save (local paths; others as Lightning)."""
+    """``TorchCheckpointIO`` with an atomic, same-folder save (local paths; others as Lightning).
+    ``seconds``: the time spent writing checkpoints so far (the record's ``checkpoint_time_s``)."""
+
+    seconds = 0.0
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None or "://" in str(path):
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(target) as f:
-            torch.save(checkpoint, f)
+        start = time.perf_counter()
+        try:
+            if storage_options is not None or "://" in str(path):
+                return super().save_checkpoint(checkpoint, path, storage_options)
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(target) as f:
+                torch.save(checkpoint, f)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 def find_checkpoint(ckpt_path: str) -> Path:

@@ -6,7 +6,8 @@ the closest key), a value its rule refuses (:mod:`fmnist_scaling.run.schema`; ea
 sweep too) and an output folder that cannot be written are each one line and exit 2, with
 nothing made (Hydra would print a paragraph, or a traceback while making the folder); path
 values are quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
-Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing.
+Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing; ``--help`` is
+printed without Hydra's slow listing (:mod:`fmnist_scaling.run.help`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fmnist_scaling.run import resolvers
+from fmnist_scaling.run import help, resolvers
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import quote_paths, unknown_choice
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
 from fmnist_scaling.utils.log import log
 
+#: Unix time at which :func:`run` began (the interpreter and the command's imports done): the
+#: first mark of a run's timeline (:meth:`fmnist_scaling.run.recorder.RunRecorder.mark`).
+started_at: float | None = None
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
 PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
 
@@ -43,6 +48,8 @@ def unwritable_output(argv: list[str]) -> str | None:
 def run(main: Callable[[], object]) -> None:
     """Check ``sys.argv``, then call Hydra's ``main``; an error that escapes it is Hydra's own
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
+    global started_at
+    started_at = time.time()
     argv = sys.argv[1:]
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
     problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR) or bad_override(argv, resolvers.dry_run)
@@ -51,6 +58,11 @@ def run(main: Callable[[], object]) -> None:
     if problem:
         log.error(f"error: {problem}")
         sys.exit(EXIT_BAD_INPUT)
+    if any(a in help.HELP_FLAGS for a in argv) and "--hydra-help" not in argv:
+        text = help.app_help(sys.argv[1:])
+        if text is not None:  # else Hydra prints it, the slow way
+            print(text)
+            return
     try:
         main()
     except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's

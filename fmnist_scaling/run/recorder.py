@@ -53,6 +53,11 @@ class RunRecorder(L.Callback):
             self.fields["extended_from_epochs"] = extended_from
         self.history: list[dict[str, float]] = []
         self.first_step_at: float | None = None  # Unix time: start-up cost, for the benchmark
+        #: Unix times of the run's stages (:meth:`mark`), and seconds spent in the evaluation
+        #: passes and in writing checkpoints: where the time goes (the benchmark's table)
+        self.timeline: dict[str, float] = {}
+        self.eval_s = 0.0
+        self._eval_start: float | None = None
         self._epoch_start, self._train_end = 0.0, None
         self._trainer: Any = None
         self._model: Any = None
@@ -75,11 +80,22 @@ class RunRecorder(L.Callback):
             "first_layer": _name_of(model.net, first_weighted(model.net)),
         }
 
+    def mark(self, stage: str) -> None:
+        """Note that ``stage`` (``main``, ``imports``, ``setup``, ``fit_end``, ``test_end``) ends now."""
+        self.timeline[stage] = time.time()
+
     # ---- the record
     def snapshot(self, **extra: Any) -> dict[str, Any]:
         """The record as it stands, with ``extra`` fields (the final status, metrics, an error)."""
         diagnostics = next((c for c in self._trainer.callbacks if isinstance(c, Diagnostics)), None)
-        timing = {"wall_time_s": time.perf_counter() - self.start, "first_step_at": self.first_step_at}
+        checkpoint_io = getattr(self._trainer.strategy, "checkpoint_io", None)
+        timing = {
+            "wall_time_s": time.perf_counter() - self.start,
+            "first_step_at": self.first_step_at,
+            "timeline": dict(self.timeline),
+            "eval_time_s": self.eval_s,
+            "checkpoint_time_s": getattr(checkpoint_io, "seconds", None),
+        }
         if torch.cuda.is_available():
             timing["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
         device = {"device": str(self._trainer.strategy.root_device)}  # cuda:0 where Lightning found a GPU
@@ -156,8 +172,14 @@ class RunRecorder(L.Callback):
         self._epoch_start, self._train_end = time.perf_counter(), None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._eval_start = time.perf_counter()
         if self._train_end is None:  # the first validation pass of the epoch ends its training steps
-            self._train_end = time.perf_counter()
+            self._train_end = self._eval_start
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._eval_start is not None:
+            self.eval_s += time.perf_counter() - self._eval_start
+            self._eval_start = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}

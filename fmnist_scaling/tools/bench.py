@@ -4,9 +4,11 @@
     python -m fmnist_scaling.tools.bench            # 5 epochs, 5 repetitions, and the cost curve
     python -m fmnist_scaling.tools.bench --quick    # 1 epoch, 1 repetition, a short cost curve
 
-Prints median wall time, the ratios project / article and project / floor (and for the CNN,
+Prints median wall time, the ratios project / article, project / floor and project / the compute
+limit (the run's unavoidable matrix products alone, timed here: ``reference limit``; and for the CNN,
 ``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), time from launch to
-the first training step, peak RSS (and GPU memory on a GPU); then what a sweep of N jobs in one
+the first training step, peak RSS (and GPU memory on a GPU); where a project run's time goes,
+stage by stage (imports, config, data, training steps, evaluation passes, ...); then what a sweep of N jobs in one
 process costs against N single runs; then the project's time per epoch by batch size and hidden
 width. Writes everything as JSON (``--out``). Run it on a quiet machine:
 other busy processes distort timings far more than run-to-run noise.
@@ -31,6 +33,21 @@ from omegaconf import OmegaConf
 from fmnist_scaling.run.resolvers import CONF_DIR
 
 CONTENDERS = ("article", "floor", "project")
+#: Where a project run's time goes: each stage, from the record's timeline (Unix times marked as
+#: the run goes, :meth:`fmnist_scaling.run.recorder.RunRecorder.mark`), the launch and the exit.
+STAGES = (
+    ("start-up: interpreter, Hydra and the command's imports", "launched", "cli"),
+    ("config check, composition, run folder", "cli", "main"),
+    ("torch and Lightning imports, seeding", "main", "imports"),
+    ("model, data (read, checked), trainer", "imports", "setup"),
+    ("fit's set-up to the first step (data split, probes at init)", "setup", "first_step"),
+    ("training steps", None, None),
+    ("evaluation passes after each epoch (val, train_full)", None, None),
+    ("checkpoints", None, None),
+    ("after each epoch: probes, histograms, records", None, None),
+    ("test", "fit_end", "test_end"),
+    ("final record, summary, hparams, shutdown", "test_end", "exit"),
+)
 #: SGD steps per Lightning batch of the project: data.steps_per_batch as the config sets it.
 STEPS_PER_BATCH = int(OmegaConf.load(CONF_DIR / "data" / "fashion_mnist.yaml").steps_per_batch)
 #: With ``--cnn`` (the default): the project's CNN (``model/net=cnn``) and a plain loop of the same CNN.
@@ -88,7 +105,16 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
             "first_step_at": record["first_step_at"],
             "train_acc": record["final"].get("train_full/acc"),
             "gpu_peak_bytes": record.get("gpu_peak_bytes"),
+            "stages": stages(record, result["launched"], result["launched"] + result["wall_s"]),
         }
+    elif name == "import":  # Lightning alone: what the project's start-up is judged against
+        result = run_process([sys.executable, "-c", "import lightning.pytorch"], work)
+        return {"import_s": result["wall_s"]}
+    elif name == "limit":
+        cmd = [sys.executable, "-m", "fmnist_scaling.tools.reference", "limit", f"--epochs={epochs}"]
+        result = run_process(cmd, work)
+        reported = json.loads(result["stdout"].strip().splitlines()[-1])
+        return {"compute_s": reported["compute_s"], "tflop": reported["tflop"]}
     else:
         loop, net = name.split("_")[-1], ("cnn" if name.startswith("cnn") else "mlp")
         cmd = [
@@ -116,7 +142,40 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
         "peak_rss_mb": result["peak_rss_mb"],
         "train_acc": extra["train_acc"],
         "gpu_peak_mb": extra["gpu_peak_bytes"] / 2**20 if extra["gpu_peak_bytes"] else None,
+        **({"stages": extra["stages"]} if "stages" in extra else {}),
     }
+
+
+def stages(record: dict[str, Any], launched: float, exited: float) -> dict[str, float]:
+    """Seconds per stage of :data:`STAGES` for one project run, from its record; they add up to its wall time."""
+    marks = {**record.get("timeline", {}), "launched": launched, "first_step": record["first_step_at"], "exit": exited}
+    history = record.get("history", [])
+    fit = marks["fit_end"] - marks["first_step"]
+    train = sum(h.get("train_time_s", 0.0) for h in history)
+    evaluation = record.get("eval_time_s") or 0.0
+    checkpoints = record.get("checkpoint_time_s") or 0.0
+    inside = {
+        "training steps": train,
+        "evaluation passes after each epoch (val, train_full)": evaluation,
+        "checkpoints": checkpoints,
+        "after each epoch: probes, histograms, records": fit - train - evaluation - checkpoints,
+    }
+    return {name: inside[name] if start is None else marks[end] - marks[start] for name, start, end in STAGES}
+
+
+def stage_table(runs: list[dict[str, Any]], compute_s: float | None) -> str:
+    """The median seconds of each stage over ``runs`` (project runs), as a markdown table, with
+    the training steps and evaluation passes against the compute limit's share of them."""
+    wall = statistics.median(r["wall_s"] for r in runs)
+    lines = [f"| stage (median of {len(runs)}) | s | share |", "|---|---|---|"]
+    for name, _, _ in STAGES:
+        seconds = statistics.median(r["stages"][name] for r in runs)
+        lines.append(f"| {name} | {seconds:.2f} | {100 * seconds / wall:.0f}% |")
+    lines.append(f"| whole process | {wall:.2f} | 100% |")
+    if compute_s:
+        share = f"{100 * compute_s / wall:.0f}%"
+        lines.append(f"| (the compute limit: the run's matrix products alone) | {compute_s:.2f} | {share} |")
+    return "\n".join(lines)
 
 
 def cost_curve(
@@ -236,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     from fmnist_scaling.data import sources
 
     sources.prepare(root)  # decode the data once, outside every timing
-    contenders = CONTENDERS + (() if args.no_cnn else CNN_CONTENDERS)
+    contenders = CONTENDERS + ("limit", "import") + (() if args.no_cnn else CNN_CONTENDERS)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -245,12 +304,18 @@ def main(argv: list[str] | None = None) -> int:
             for name in contenders:
                 runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps))
                 r = runs[name][-1]
+                if name in ("limit", "import"):
+                    seconds = r.get("compute_s", r.get("import_s"))
+                    what = "s of matrix products" if name == "limit" else "s to import lightning.pytorch"
+                    print(f"  {rep + 1}/{reps} {name:<8} {seconds:6.1f} {what}", flush=True)
+                    continue
                 print(
                     f"  {rep + 1}/{reps} {name:<8} {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, "
                     f"first step after {r['first_step_s']:.1f} s, "
                     f"peak RSS {r['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )
+        limit, lightning_import = runs.pop("limit"), runs.pop("import")
         table = summarize(runs)
         sweep = (
             None if args.no_sweep else sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
@@ -261,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cost curve (project, 1 epoch, the fastest of {passes}):", flush=True)
             batch_sizes, widths = ([32, 1024], [1000]) if args.quick else ([32, 64, 128, 256, 512, 1024], [1000, 4000])
             curve = cost_curve(batch_sizes, widths, root, work, args.max_steps, passes)
+    compute_s = statistics.median(r["compute_s"] for r in limit)
+    import_s = statistics.median(r["import_s"] for r in lightning_import)
     ratios = {
+        "project/compute limit": table["project"]["wall_s"] / compute_s,
         "project/article": table["project"]["wall_s"] / table["article"]["wall_s"],
         "project/floor": table["project"]["wall_s"] / table["floor"]["wall_s"],
         "project/article (CPU time)": table["project"]["cpu_s"] / table["article"]["cpu_s"],
@@ -286,6 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         f"project / floor: {ratios['project/floor']:.2f}x    "
         f"(CPU time: {ratios['project/article (CPU time)']:.2f}x and {ratios['project/floor (CPU time)']:.2f}x)"
     )
+    print(
+        f"project / compute limit: {ratios['project/compute limit']:.2f}x  (the limit: {compute_s:.1f} s for "
+        f"{limit[0]['tflop']:.2f} TFLOP of matrix products, {limit[0]['tflop'] * 1e3 / compute_s:.0f} GFLOP/s)"
+    )
+    print(
+        f"first step after {table['project']['first_step_s']:.2f} s; importing lightning.pytorch alone takes "
+        f"{import_s:.2f} s: the project adds {table['project']['first_step_s'] - import_s:.2f} s"
+    )
+    print(f"\nwhere a project run's time goes:\n{stage_table(runs['project'], compute_s)}")
     if "cnn" in table:
         print(
             f"CNN: project / plain loop of the same CNN: {ratios['cnn/cnn_floor']:.2f}x "
@@ -300,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         "reps": reps,
         "max_steps": args.max_steps,
         "median": table,
+        "compute_limit": {"compute_s": compute_s, "tflop": limit[0]["tflop"], "runs": limit},
+        "lightning_import_s": import_s,
+        "stages": {name: statistics.median(r["stages"][name] for r in runs["project"]) for name, _, _ in STAGES},
         "ratios": ratios,
         "runs": runs,
         "sweep": sweep,

@@ -8,7 +8,9 @@
   the device, a fresh ``randperm`` per epoch, batches by indexing, no per-step host sync, the
   accuracy from one large forward pass.
 
-Both train on all 60,000 images with SGD lr 1e-2 and read the data with torchvision, as the
+``limit``: the compute limit of a project run, :func:`compute_limit`.
+
+Both loops train on all 60,000 images with SGD lr 1e-2 and read the data with torchvision, as the
 article does. ``python -m fmnist_scaling.tools.reference {article,floor} --root data --epochs 5``
 prints one JSON line: training accuracy per epoch and ``first_step_at`` (Unix time).
 ``--net cnn`` trains the project's small CNN (:class:`fmnist_scaling.models.networks.CNN`) instead of
@@ -107,12 +109,65 @@ def floor(root: str, epochs: int, scale: float, device: torch.device, max_steps:
     return {"first_step_at": first_step_at, "train_acc": accuracies}
 
 
+def compute_limit(
+    epochs: int,
+    device: torch.device,
+    train_rows: int = 55_000,
+    eval_rows: int = 60_000,
+    test_rows: int = 10_000,
+    batch: int = 32,
+    eval_batch: int = 2000,
+    sizes: tuple[int, int, int] = (784, 1000, 10),
+) -> dict:
+    """The time of the matrix products that a project run of the MLP cannot avoid, done alone at
+    the same shapes: per training step the two forward products and the three backward ones
+    (the weight gradients and the hidden layer's; none for the input), per epoch a forward pass
+    over ``eval_rows`` (the validation split and the whole training split) and at the end over
+    the test split. No activation, loss, update or data movement: what no implementation can go
+    below on this machine, short of other arithmetic."""
+    d_in, d_hidden, d_out = sizes
+    w1, w2 = torch.randn(d_hidden, d_in, device=device), torch.randn(d_out, d_hidden, device=device)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.mm(torch.mm(x, w1.T), w2.T)
+
+    def step(x: torch.Tensor) -> None:
+        h = torch.mm(x, w1.T)
+        g = torch.mm(h, w2.T)  # the logits' shape: the loss's gradient stands in for them
+        torch.mm(g.T, h)  # dW2
+        dh = torch.mm(g, w2)  # the hidden layer's gradient
+        torch.mm(dh.T, x)  # dW1
+
+    steps = -(-train_rows // batch)
+    x = torch.randn(batch, d_in, device=device)
+    last = torch.randn(train_rows - (steps - 1) * batch, d_in, device=device)
+    xe = torch.randn(eval_batch, d_in, device=device)
+    step(x), forward(xe)  # warm-up: the first call of each shape pays for its kernels' set-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for _ in range(steps - 1):
+            step(x)
+        step(last)
+        for _ in range(-(-eval_rows // eval_batch)):
+            forward(xe)
+    for _ in range(-(-test_rows // eval_batch)):
+        forward(xe)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    flop = 2 * (epochs * (3 * train_rows * d_in * d_hidden + 3 * train_rows * d_hidden * d_out))
+    flop += 2 * (epochs * eval_rows + test_rows) * (d_in * d_hidden + d_hidden * d_out)
+    return {"compute_s": seconds, "tflop": flop / 1e12, "steps_per_epoch": steps}
+
+
 LOOPS = {"article": article, "floor": floor}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="The benchmark's reference loops.")
-    parser.add_argument("loop", choices=sorted(LOOPS))
+    parser.add_argument("loop", choices=sorted(LOOPS) + ["limit"], help="a loop, or limit: the compute limit")
     parser.add_argument("--root", default="data", help="data folder holding FashionMNIST/raw (default: data)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--scale", type=float, default=255.0, help="divide pixels by this (1: raw pixels)")
@@ -122,6 +177,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
+    if args.loop == "limit":
+        print(json.dumps(compute_limit(args.epochs, device)))
+        return
     result = LOOPS[args.loop](args.root, args.epochs, args.scale, device, args.max_steps, args.net)
     if device.type == "cuda":
         result["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()

@@ -80,9 +80,8 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
             loss = float(nn.functional.cross_entropy(model(x), y))
         sharp = hessian_top_eigenvalue(model, x, y, seed=seed) if math.isfinite(loss) else math.nan
         stats, _ = probe(model, probe_x, probe_y)
-        rows.append(
-            {"step": done, "sharpness": sharp, "lr_s_half": lr * sharp / 2, "dead_frac": stats.get("dead_frac"), "loss": loss}
-        )
+        dead = stats.get("dead_frac")
+        rows.append({"step": done, "sharpness": sharp, "lr_s_half": lr * sharp / 2, "dead_frac": dead, "loss": loss})
 
     for group in loader:
         for minibatch in group:
