@@ -31,15 +31,16 @@ def test_the_stages_of_a_run_add_up_to_its_wall_time(tiny_root, tmp_path):
     assert list(stages) == [name for name, _, _ in bench.STAGES]
     assert sum(stages.values()) == pytest.approx(exited - launched, rel=1e-6)
     assert all(seconds > 0 for seconds in stages.values()), stages
-    table = bench.stage_table([{"wall_s": exited - launched, "stages": stages}], compute_s=1.0)
-    assert "| training steps |" in table and "| whole process |" in table and "compute limit" in table
+    limit = {"compute_s": 1.5, "train_s": 1.0, "eval_s": 0.5}
+    table = bench.stage_table([{"wall_s": exited - launched, "stages": stages}], limit)
+    assert "| training steps |" in table and "| 1.00 |" in table and "| 1.50 |" in table
 
 
 def test_the_compute_limit_counts_the_runs_products():
     limit = reference.compute_limit(
         2, torch.device("cpu"), train_rows=100, eval_rows=50, test_rows=30, batch=32, eval_batch=20, sizes=(8, 6, 3)
     )
-    assert limit["steps_per_epoch"] == 4 and limit["compute_s"] > 0
+    assert limit["steps_per_epoch"] == 4 and limit["compute_s"] == limit["train_s"] + limit["eval_s"] > 0
     per_row = 8 * 6 + 6 * 3  # multiply-adds of one row through both layers
     flop = 2 * (2 * 3 * 100 * per_row + (2 * 50 + 30) * per_row)  # 3 products per training row, 1 per evaluated row
     assert limit["tflop"] * 1e12 == pytest.approx(flop)

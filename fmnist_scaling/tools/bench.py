@@ -114,7 +114,7 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
         cmd = [sys.executable, "-m", "fmnist_scaling.tools.reference", "limit", f"--epochs={epochs}"]
         result = run_process(cmd, work)
         reported = json.loads(result["stdout"].strip().splitlines()[-1])
-        return {"compute_s": reported["compute_s"], "tflop": reported["tflop"]}
+        return {key: reported[key] for key in ("compute_s", "train_s", "eval_s", "tflop")}
     else:
         loop, net = name.split("_")[-1], ("cnn" if name.startswith("cnn") else "mlp")
         cmd = [
@@ -163,18 +163,26 @@ def stages(record: dict[str, Any], launched: float, exited: float) -> dict[str, 
     return {name: inside[name] if start is None else marks[end] - marks[start] for name, start, end in STAGES}
 
 
-def stage_table(runs: list[dict[str, Any]], compute_s: float | None) -> str:
-    """The median seconds of each stage over ``runs`` (project runs), as a markdown table, with
-    the training steps and evaluation passes against the compute limit's share of them."""
+def stage_table(runs: list[dict[str, Any]], limit: dict[str, float] | None = None) -> str:
+    """The median seconds of each stage over ``runs`` (project runs), as a markdown table; with
+    ``limit`` (the compute limit's medians: ``train_s``, ``eval_s``, ``compute_s``), the seconds
+    that the matrix products alone take in the training steps, the evaluation passes (test
+    included) and the whole run."""
     wall = statistics.median(r["wall_s"] for r in runs)
-    lines = [f"| stage (median of {len(runs)}) | s | share |", "|---|---|---|"]
+    products = {
+        "training steps": "train_s",
+        "evaluation passes after each epoch (val, train_full)": "eval_s",
+    }
+    lines = [
+        f"| stage (median of {len(runs)}) | s | share | of which matrix products (the limit) |",
+        "|---|---|---|---|",
+    ]
     for name, _, _ in STAGES:
         seconds = statistics.median(r["stages"][name] for r in runs)
-        lines.append(f"| {name} | {seconds:.2f} | {100 * seconds / wall:.0f}% |")
-    lines.append(f"| whole process | {wall:.2f} | 100% |")
-    if compute_s:
-        share = f"{100 * compute_s / wall:.0f}%"
-        lines.append(f"| (the compute limit: the run's matrix products alone) | {compute_s:.2f} | {share} |")
+        floor = f"{limit[products[name]]:.2f}" if limit and name in products else ""
+        lines.append(f"| {name} | {seconds:.2f} | {100 * seconds / wall:.0f}% | {floor} |")
+    total = f"{limit['compute_s']:.2f}" if limit else ""
+    lines.append(f"| whole process | {wall:.2f} | 100% | {total} |")
     return "\n".join(lines)
 
 
@@ -326,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cost curve (project, 1 epoch, the fastest of {passes}):", flush=True)
             batch_sizes, widths = ([32, 1024], [1000]) if args.quick else ([32, 64, 128, 256, 512, 1024], [1000, 4000])
             curve = cost_curve(batch_sizes, widths, root, work, args.max_steps, passes)
-    compute_s = statistics.median(r["compute_s"] for r in limit)
+    limits = {key: statistics.median(r[key] for r in limit) for key in ("compute_s", "train_s", "eval_s")}
+    compute_s = limits["compute_s"]
     import_s = statistics.median(r["import_s"] for r in lightning_import)
     ratios = {
         "project/compute limit": table["project"]["wall_s"] / compute_s,
@@ -362,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         f"first step after {table['project']['first_step_s']:.2f} s; importing lightning.pytorch alone takes "
         f"{import_s:.2f} s: the project adds {table['project']['first_step_s'] - import_s:.2f} s"
     )
-    print(f"\nwhere a project run's time goes:\n{stage_table(runs['project'], compute_s)}")
+    print(f"\nwhere a project run's time goes:\n{stage_table(runs['project'], limits)}")
     if "cnn" in table:
         print(
             f"CNN: project / plain loop of the same CNN: {ratios['cnn/cnn_floor']:.2f}x "
@@ -377,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         "reps": reps,
         "max_steps": args.max_steps,
         "median": table,
-        "compute_limit": {"compute_s": compute_s, "tflop": limit[0]["tflop"], "runs": limit},
+        "compute_limit": {**limits, "tflop": limit[0]["tflop"], "runs": limit},
         "lightning_import_s": import_s,
         "stages": {name: statistics.median(r["stages"][name] for r in runs["project"]) for name, _, _ in STAGES},
         "ratios": ratios,
