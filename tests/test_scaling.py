@@ -104,3 +104,24 @@ def test_shifted_moves_the_max_inputs_by_a_constant():
     shifted = S.Shifted(offset=1.0)
     assert shifted(torch.tensor([[0, 51, 255]], dtype=torch.uint8)).tolist()[0] == pytest.approx([1.0, 1.2, 2.0])
     assert instantiate(shifted.config()).offset == 1.0  # rebuilt from a checkpoint's config
+
+
+def test_whitened_inputs_keep_the_size_of_max_and_lose_their_largest_direction():
+    from fmnist_scaling.data.scaling import MaxScaling, Whitened
+
+    torch.manual_seed(0)
+    mixing = torch.randn(12, 12) * torch.linspace(0.05, 3, 12)  # directions of very different variance
+    images = ((torch.randn(4000, 12) @ mixing).clamp(-100, 100) + 120).round().to(torch.uint8)
+    white = Whitened(eps=1e-9).fit(images)
+    x, m = white(images).double(), MaxScaling()(images).double()
+    assert (x * x).sum(1).mean() == pytest.approx(float((m * m).sum(1).mean()), rel=1e-4)  # the same size
+    assert x.mean(0).abs().max() < 1e-3 * x.std()  # centred
+    cov = x.T @ x / len(x)
+    values = torch.linalg.eigvalsh(cov)
+    assert values.max() / values.min() < 1.05  # every direction alike (eps negligible; float32 inputs)
+    assert values.max() < torch.linalg.eigvalsh(m.T @ m / len(m)).max() / 10
+    floored = Whitened(eps=0.01).fit(images)(images).double()  # the faint directions are not blown up
+    values = torch.linalg.eigvalsh(floored.T @ floored / len(floored))
+    assert values.max() / values.min() > 10
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        Whitened(eps=0)

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 #: Inputs of the fixed batch on which the sharpness is measured (the first of the training split).
 SAMPLES = 2048
-#: Steps of the epoch at which the trajectory measures the sharpness (those past the epoch's end are dropped).
-STEPS = (0, 10, 30, 100, 300, 1000, 1875)
+#: Steps of the epoch at which the trajectory measures the sharpness (and at its end; those past it are dropped).
+STEPS = (0, 10, 30, 100, 300, 1000)
 
 
 def hessian_top_eigenvalue(
@@ -72,7 +72,7 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
     probe_x, probe_y = case.data.probe_batch()
     loader = case.data.train_dataloader()
     loader.sampler.set_epoch(0)
-    wanted = sorted(s for s in steps if s <= case.data.steps_per_epoch)
+    wanted = sorted({s for s in steps if s < case.data.steps_per_epoch} | {case.data.steps_per_epoch})  # and the end
     rows, done = [], 0
 
     def measure() -> None:
