@@ -60,12 +60,12 @@ def project_limit(max_steps: int) -> str:
     return f"trainer.limit_train_batches={-(-max_steps // STEPS_PER_BATCH)}"
 
 
-def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
+def run_process(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` to the end: wall time, CPU time (user + system: less swayed than wall time
     by other busy processes), launch time, peak RSS of that process, stdout."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         launched, start = time.time(), time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, not all children's
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -82,8 +82,10 @@ def run_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
         }
 
 
-def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_steps: int | None) -> dict[str, Any]:
-    if name in ("project", "cnn"):
+def run_contender(
+    name: str, epochs: int, root: str, work: Path, rep: int, max_steps: int | None, baseline: Path | None = None
+) -> dict[str, Any]:
+    if name in ("project", "cnn", "baseline"):
         run_dir = work / f"{name}_{rep}"
         cmd = [
             sys.executable,
@@ -99,14 +101,16 @@ def run_contender(name: str, epochs: int, root: str, work: Path, rep: int, max_s
             cmd.append("model/net=cnn")
         if max_steps:
             cmd.append(project_limit(max_steps))
-        result = run_process(cmd, work)
+        env = {**os.environ, "PYTHONPATH": str(baseline)} if name == "baseline" else None  # another checkout
+        result = run_process(cmd, work, env)
         record = json.loads((run_dir / "metrics.json").read_text())
         extra = {
             "first_step_at": record["first_step_at"],
             "train_acc": record["final"].get("train_full/acc"),
             "gpu_peak_bytes": record.get("gpu_peak_bytes"),
-            "stages": stages(record, result["launched"], result["launched"] + result["wall_s"]),
         }
+        if "timeline" in record:  # a baseline older than the timeline has none
+            extra["stages"] = stages(record, result["launched"], result["launched"] + result["wall_s"])
     elif name == "import":  # Lightning alone: what the project's start-up is judged against
         result = run_process([sys.executable, "-c", "import lightning.pytorch"], work)
         return {"import_s": result["wall_s"]}
@@ -293,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN against a plain loop of it")
     parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/bench/<time>.json)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project (git worktree add <dir> <commit>): its train runs as the "
+        "contender 'baseline', interleaved with this one: before and after a change, side by side",
+    )
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 5)
     reps = args.reps or (1 if args.quick else 5)
@@ -303,14 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     from fmnist_scaling.data import sources
 
     sources.prepare(root)  # decode the data once, outside every timing
-    contenders = CONTENDERS + ("limit", "import") + (() if args.no_cnn else CNN_CONTENDERS)
+    contenders = (
+        CONTENDERS
+        + (("baseline",) if args.baseline else ())
+        + ("limit", "import")
+        + (() if args.no_cnn else CNN_CONTENDERS)
+    )
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(f"{epochs} epoch(s), {reps} interleaved repetition(s) of {', '.join(contenders)}", flush=True)
         for rep in range(reps):
             for name in contenders:
-                runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps))
+                runs[name].append(run_contender(name, epochs, root, work, rep, args.max_steps, args.baseline))
                 r = runs[name][-1]
                 if name in ("limit", "import"):
                     seconds = r.get("compute_s", r.get("import_s"))
@@ -344,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         "project/article (CPU time)": table["project"]["cpu_s"] / table["article"]["cpu_s"],
         "project/floor (CPU time)": table["project"]["cpu_s"] / table["floor"]["cpu_s"],
     }
+    if "baseline" in table:
+        ratios["project/baseline"] = table["project"]["wall_s"] / table["baseline"]["wall_s"]
     if "cnn" in table:
         ratios["cnn/cnn_floor"] = table["cnn"]["wall_s"] / table["cnn_floor"]["wall_s"]
         ratios["cnn/cnn_floor (CPU time)"] = table["cnn"]["cpu_s"] / table["cnn_floor"]["cpu_s"]
@@ -363,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         f"project / floor: {ratios['project/floor']:.2f}x    "
         f"(CPU time: {ratios['project/article (CPU time)']:.2f}x and {ratios['project/floor (CPU time)']:.2f}x)"
     )
+    if "baseline" in table:
+        print(
+            f"project / baseline ({args.baseline}): {ratios['project/baseline']:.2f}x; first step "
+            f"{table['project']['first_step_s']:.2f} s against {table['baseline']['first_step_s']:.2f} s"
+        )
     print(
         f"project / compute limit: {ratios['project/compute limit']:.2f}x  (the limit: {compute_s:.1f} s for "
         f"{limit[0]['tflop']:.2f} TFLOP of matrix products, {limit[0]['tflop'] * 1e3 / compute_s:.0f} GFLOP/s)"
