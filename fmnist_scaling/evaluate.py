@@ -20,6 +20,7 @@ from fmnist_scaling.run.checkpoint_io import find_checkpoint, load_checkpoint
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, full_error, root_cause
+from fmnist_scaling.utils.exit import exit_at_once
 from fmnist_scaling.utils.log import log
 
 
@@ -139,3 +140,4 @@ def cli() -> None:
 
 if __name__ == "__main__":
     cli()
+    exit_at_once()
