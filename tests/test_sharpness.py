@@ -68,3 +68,13 @@ def test_the_threshold_reports_the_sharpness_at_init_and_trains_the_epochs_asked
     row = threshold.find_threshold("max", overrides, seeds=[0, 1], epochs=2)
     assert row["epochs"] == 2 and row["sharpness_by_seed"] == {s: pytest.approx(case.sharpness(s)) for s in (0, 1)}
     assert row["product_sharpness"] == pytest.approx(row["critical_lr"] * row["sharpness"])
+
+
+def test_a_loss_limit_breaks_no_later_and_names_the_loss(tiny_root):
+    overrides = ["scaling=none", f"data.root={tiny_root}", *TINY]
+    default = threshold.find_threshold("none", overrides, seeds=[0])
+    strict = threshold.find_threshold("none", overrides, seeds=[0], loss_limit=0.5)  # under chance's ln 10
+    assert strict["critical_lr"] <= default["critical_lr"] and strict["loss_limit"] == 0.5
+    at = next(t for t in strict["trials"] if t["lr"] == strict["critical_lr"] and t["seed"] == 0)
+    assert "loss" in at["why"] and at["loss"] > 0.5
+    assert all(t["loss"] <= 0.5 for t in strict["trials"] if not t["broken"])

@@ -6,7 +6,8 @@ Top-level keys: ``format`` (:data:`FORMAT`: whose record, which layout), ``statu
 ``running`` only while the run is alive, or after a kill -9 or a power cut), ``collapsed``
 (finished, but at chance accuracy), ``final`` (the last value of each metric, test included),
 ``initial`` (the diagnostics at step 0), ``history`` (one dict per epoch), ``diverged_at``,
-``error``, ``wall_time_s``, ``train_step`` (``fused`` or ``autograd (why)``, see
+``error``, ``wall_time_s`` (and ``first_step_at``, ``timeline``, ``eval_time_s``, ``checkpoint_time_s``:
+where the time went, :mod:`fmnist_scaling.tools.bench`), ``train_step`` (``fused`` or ``autograd (why)``, see
 :mod:`fmnist_scaling.models.fused`), ``device``, ``threads`` and ``threads_reason``, ``overrides``,
 ``choices`` (the config groups chosen) and ``config`` (the composed config, resolved).
 

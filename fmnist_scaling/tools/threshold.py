@@ -12,10 +12,11 @@ too) it computes, from the training split as that scaling gives it:
 - ``sharpness`` (S₀): the largest eigenvalue of the loss's own Hessian at the init, over every
   parameter, on the first 2048 training inputs (:mod:`fmnist_scaling.tools.sharpness`), per seed;
 - the critical learning rate: the smallest lr of a grid of 8 values per decade, above one at
-  which the network learned, at which one epoch (``--epochs``) of training ends *broken*: most first-layer
-  ReLUs dead on the probe batch (over half), the validation accuracy at chance (under twice
-  chance), or a non-finite loss. A coarse scan by decades (first seed) brackets it; each seed
-  then walks the fine grid from the bracket's lower end.
+  which the network learned, at which one epoch (``--epochs``) of training ends *broken*: most
+  first-layer ReLUs dead on the probe batch (over half, ``--dead-limit``), the validation accuracy
+  at chance (under twice chance), a non-finite loss, or (``--loss-limit``) a validation loss above
+  a bound. A coarse scan by decades (first seed) brackets it; each seed then walks the fine grid
+  from the bracket's lower end.
 
 One epoch is the run's own training: the same model, data module, split, order and scaling as
 ``train`` (Hydra config), the same steps (``ScalingClassifier.sgd_steps``: the fused step where it
@@ -138,9 +139,12 @@ class Case:
         x, y = self.data.scaled("train")
         return hessian_top_eigenvalue(model, x[:SAMPLES], y[:SAMPLES], seed=seed)
 
-    def trial(self, lr: float, seed: int, dead_limit: float = DEAD_LIMIT, epochs: int = 1) -> dict[str, Any]:
+    def trial(
+        self, lr: float, seed: int, dead_limit: float = DEAD_LIMIT, epochs: int = 1, loss_limit: float = math.inf
+    ) -> dict[str, Any]:
         """``epochs`` epochs at ``lr`` from the init of ``seed``: whether it broke (over
-        ``dead_limit`` of the first-layer ReLUs dead, chance accuracy, or a non-finite loss), and how."""
+        ``dead_limit`` of the first-layer ReLUs dead, chance accuracy, a non-finite training loss,
+        or a validation loss over ``loss_limit``), and how."""
         from fmnist_scaling.models.diagnostics import probe
         from fmnist_scaling.run.records import COLLAPSE_FACTOR
 
@@ -159,9 +163,13 @@ class Case:
         stats, _ = probe(model, *self.data.probe_batch())
         model.eval()
         x, y = self.data.scaled("val" if self.data.val_size else "train")
+        correct, loss_sum = 0, 0.0
         with torch.no_grad():
-            correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000)))
-        acc = correct / len(y)
+            for xb, yb in zip(x.split(2000), y.split(2000)):
+                logits = model(xb)
+                correct += int((logits.argmax(1) == yb).sum())
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        acc, loss = correct / len(y), loss_sum / len(y)
         dead = stats.get("dead_frac", math.nan)
         why = [
             w
@@ -169,10 +177,11 @@ class Case:
                 ("diverged", not finite),
                 ("dead", dead > dead_limit),
                 ("chance", acc < COLLAPSE_FACTOR / model.hparams.num_classes),
+                ("loss", not loss <= loss_limit),  # NaN included
             )
             if bad
         ]
-        return {"lr": lr, "seed": seed, "acc": acc, "dead_frac": dead, "broken": bool(why), "why": why}
+        return {"lr": lr, "seed": seed, "acc": acc, "loss": loss, "dead_frac": dead, "broken": bool(why), "why": why}
 
 
 def find_threshold(
@@ -182,10 +191,12 @@ def find_threshold(
     threads: int | None = None,
     dead_limit: float = DEAD_LIMIT,
     epochs: int = 1,
+    loss_limit: float = math.inf,
 ) -> dict[str, Any]:
     """λ, the sharpness at init and the critical lr of one case (see the module docstring);
     ``dead_limit``: the dead fraction that counts as broken (1.0: only chance accuracy or
-    divergence do); ``epochs``: the length of each trial."""
+    divergence do); ``epochs``: the length of each trial; ``loss_limit``: a validation loss above it
+    counts as broken too (``log(classes)``: worse than a uniform guess)."""
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -195,7 +206,7 @@ def find_threshold(
     trials: list[dict[str, Any]] = []
 
     def broken(k: int, seed: int) -> bool:
-        result = case.trial(grid_lr(k), seed, dead_limit, epochs)
+        result = case.trial(grid_lr(k), seed, dead_limit, epochs, loss_limit)
         trials.append({**result, "k": k})
         return result["broken"]
 
@@ -231,6 +242,7 @@ def find_threshold(
         "case": name,
         "overrides": overrides,
         "epochs": epochs,
+        "loss_limit": loss_limit if math.isfinite(loss_limit) else None,
         "lambda": lam,
         "sharpness": s0,
         "sharpness_by_seed": sharpness,
@@ -307,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         "1: only chance accuracy or a non-finite loss)",
     )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per trial (default 1)")
+    parser.add_argument(
+        "--loss-limit",
+        type=float,
+        default=math.inf,
+        help="a validation loss above this counts as broken too (default: none; 2.303 = ln 10: "
+        "worse than a uniform guess over 10 classes)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="cases measured side by side, one torch thread each")
     parser.add_argument(
         "overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)"
@@ -320,7 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
             pool.submit(
-                find_threshold, name, [*overrides, *args.overrides], args.seeds, threads, args.dead_limit, args.epochs
+                find_threshold,
+                name,
+                [*overrides, *args.overrides],
+                args.seeds,
+                threads,
+                args.dead_limit,
+                args.epochs,
+                args.loss_limit,
             )
             for name, overrides in cases.items()
         ]
@@ -338,7 +364,13 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json(
         args.out / "threshold.json",
-        {"steps_per_decade": STEPS_PER_DECADE, "dead_limit": args.dead_limit, "epochs": args.epochs, "cases": rows},
+        {
+            "steps_per_decade": STEPS_PER_DECADE,
+            "dead_limit": args.dead_limit,
+            "loss_limit": args.loss_limit if math.isfinite(args.loss_limit) else None,
+            "epochs": args.epochs,
+            "cases": rows,
+        },
     )
     markdown = to_markdown(rows)
     (args.out / "threshold.md").write_text(markdown)
