@@ -95,7 +95,10 @@ def train(
     L.seed_everything(cfg.seed, verbose=False)
     overrides, choices = list(HydraConfig.get().overrides.task), chosen_groups()
     recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start, extends(cfg, previous))
-    recorder.timeline |= {"cli": cli.started_at, "main": main_at} if cli.started_at and main_at else {}
+    if main_at:
+        recorder.timeline["main"] = main_at
+    if cli.started_at and not in_sweep:  # a sweep's later jobs did not start with the command line
+        recorder.timeline["cli"] = cli.started_at
     recorder.mark("imports")
 
     # the model, then the data in the shape its network asks for

@@ -12,7 +12,7 @@ from fmnist_scaling.run import cli, help
 
 #: ``python -m fmnist_scaling.train`` with this project's help switched off: Hydra prints its own.
 HYDRAS_OWN = (
-    "import runpy, sys; from fmnist_scaling.run import help; help.app_help = lambda *a, **k: None; "
+    "import runpy, sys; from fmnist_scaling.run import cli; cli.app_help = lambda *a, **k: None; "
     "sys.argv[0] = 'train'; runpy.run_module('fmnist_scaling.train', run_name='__main__')"
 )
 

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fmnist_scaling.run import help, resolvers
+from fmnist_scaling.run import resolvers
+from fmnist_scaling.run.help import HELP_FLAGS, app_help
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import quote_paths, unknown_choice
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
@@ -58,8 +59,8 @@ def run(main: Callable[[], object]) -> None:
     if problem:
         log.error(f"error: {problem}")
         sys.exit(EXIT_BAD_INPUT)
-    if any(a in help.HELP_FLAGS for a in argv) and "--hydra-help" not in argv:
-        text = help.app_help(sys.argv[1:])
+    if any(a in HELP_FLAGS for a in argv) and "--hydra-help" not in argv:
+        text = app_help(sys.argv[1:])
         if text is not None:  # else Hydra prints it, the slow way
             print(text)
             return
