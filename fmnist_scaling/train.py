@@ -77,8 +77,12 @@ def train(
     """Build the model, the data and the trainer from ``cfg``; fit, test and record the run
     (``main_at``: when Hydra called ``main``, the record's timeline)."""
     start = time.perf_counter()  # the record's wall_time_s counts the imports below, as it always has
-    import lightning as L  # imported here: a rejected config exits without paying for it
-    import torch
+    import torch  # imported here: a rejected config exits without paying for it
+
+    from fmnist_scaling.data.datasets import check_data_ahead
+
+    check_data_ahead(cfg.data)  # its check runs on the other core while Lightning imports
+    import lightning as L
     from hydra.utils import instantiate
 
     from fmnist_scaling.data.datamodule import check_input_shape, eval_batch_size

@@ -63,6 +63,11 @@ class ImageDataset:
         """The checked tensors of :data:`TENSORS`."""
         raise NotImplementedError
 
+    def check_ahead(self, root: str, verify: bool) -> None:
+        """Optional: start checking data already under ``root`` in the background, for the next
+        ``prepare`` to wait for instead of doing (a run calls it before importing Lightning, seconds
+        on one core). Nothing here: a dataset without it is checked by ``prepare`` alone."""
+
     def describe(self) -> dict[str, Any]:
         """What a run's record says about its data."""
         return {
@@ -109,6 +114,11 @@ class IDXDataset(ImageDataset):
         from fmnist_scaling.data import sources
 
         return sources.load(root, verify, dataset=self)
+
+    def check_ahead(self, root: str, verify: bool) -> None:
+        from fmnist_scaling.data import sources
+
+        sources.check_ahead(root, verify, dataset=self)
 
 
 class FashionMNIST(IDXDataset):
@@ -217,6 +227,20 @@ class Digits(ImageDataset):
 
 #: The dataset of configs and checkpoints that name none (everything before datasets were a choice).
 DEFAULT = FashionMNIST
+
+
+def check_data_ahead(data: Any) -> None:
+    """Start checking the data of the config ``data`` (its ``dataset``, ``root``, ``verify``) in
+    the background: :meth:`ImageDataset.check_ahead`. A dataset that cannot be built here is left
+    for the data module to build and, if it fails, to say why, as it would without this."""
+    from hydra.utils import instantiate
+
+    try:
+        dataset = instantiate(data.dataset)
+    except Exception:  # noqa: BLE001 - said where the run builds its data
+        return
+    if isinstance(dataset, ImageDataset):
+        dataset.check_ahead(data.root, data.verify)
 
 
 def dataset_class(target: str | None) -> type[ImageDataset]:

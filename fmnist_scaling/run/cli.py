@@ -12,11 +12,13 @@ printed without Hydra's slow listing (:mod:`fmnist_scaling.run.help`).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fmnist_scaling.run import resolvers
@@ -31,6 +33,8 @@ from fmnist_scaling.utils.log import log
 started_at: float | None = None
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
 PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+#: Arguments that could set ``hydra.mode``, or bring configs (a Hydra group, another folder) that might.
+_MAY_SET_MODE = re.compile(r"^[+~]*hydra([./](mode|searchpath)|/)|^(-cp|-cn|-cd|--config-|--experimental-rerun)")
 
 
 def unwritable_output(argv: list[str]) -> str | None:
@@ -65,13 +69,39 @@ def run(main: Callable[[], object]) -> None:
             print(text)
             return
     try:
-        main()
+        with _known_mode(argv):
+            main()
     except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's
         if full_error():
             raise
         fault = as_fault(err, "write the run folder")  # e.g. .hydra/ on a full disk
         log.error(f"error: {fault or err}")
         sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error
+
+
+@contextlib.contextmanager
+def _known_mode(argv: list[str]) -> Iterator[None]:
+    """Before running, Hydra composes the whole config once more only to read ``hydra.mode``
+    (``Hydra.get_mode``: about 0.1 s of every run), which is None unless a config or an argument
+    sets it. No file in conf/ sets it; unless an argument could (an override of hydra.mode,
+    another config folder or search path), Hydra is handed that None without the composition."""
+    if any(_MAY_SET_MODE.match(a) for a in argv) or _conf_sets_mode():
+        yield
+        return
+    from hydra._internal.hydra import Hydra
+
+    get_mode = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None
+    try:
+        yield
+    finally:
+        Hydra.get_mode = get_mode
+
+
+def _conf_sets_mode() -> bool:
+    """Whether a yaml of conf/ has a ``mode`` key (``hydra: mode: MULTIRUN``, or any other: kept simple)."""
+    pattern = re.compile(r"^\s*(hydra\.)?mode\s*:", re.MULTILINE)
+    return any(pattern.search(path.read_text()) for path in resolvers.CONF_DIR.rglob("*.yaml"))
 
 
 def bad_override(argv: list[str], dry_run: bool = False) -> str | None:

@@ -1,0 +1,117 @@
+"""Start-up shortcuts (issue 22): each one gives what the slow way gives, and steps aside where
+it might not. Hydra's extra composition to learn the run mode is skipped only when nothing can
+set that mode; the data's check, started in a thread before Lightning's import, stands in for
+``prepare``'s own only when it found the cache sound, and otherwise writes and says nothing."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+from hydra import initialize_config_dir
+from hydra._internal.hydra import Hydra
+from hydra.core.global_hydra import GlobalHydra
+
+from fmnist_scaling.data import sources
+from fmnist_scaling.run import cli, resolvers
+
+
+def hydra_get_mode(conf_dir, overrides: list[str]):
+    with initialize_config_dir(str(conf_dir), version_base="1.3"):
+        return GlobalHydra.instance().hydra.get_mode("train", overrides)
+
+
+def test_the_shipped_config_sets_no_run_mode():
+    """The premise of the shortcut: Hydra's own probe answers None for the shipped configs."""
+    assert not cli._conf_sets_mode()
+    assert hydra_get_mode(resolvers.CONF_DIR, ["scaling=none", "+arch=cnn"]) is None
+
+
+def test_a_config_that_sets_the_mode_is_seen(tmp_path, monkeypatch):
+    (tmp_path / "train.yaml").write_text("seed: 0\nhydra:\n  mode: MULTIRUN\n")
+    assert str(hydra_get_mode(tmp_path, [])) == "RunMode.MULTIRUN"  # what the probe is for
+    monkeypatch.setattr(resolvers, "CONF_DIR", tmp_path)
+    assert cli._conf_sets_mode()
+
+
+@pytest.mark.parametrize(
+    ("argv", "skipped"),
+    [
+        ([], True),
+        (["scaling=none", "seed=3"], True),
+        (["hydra.mode=MULTIRUN"], False),
+        (["+hydra.mode=RUN"], False),
+        (["hydra/launcher=basic"], False),
+        (["hydra.searchpath=[file://elsewhere]"], False),
+        (["--config-dir=elsewhere"], False),
+        (["-cd", "elsewhere"], False),
+    ],
+)
+def test_hydra_is_told_the_mode_only_when_nothing_can_set_it(tmp_path, monkeypatch, argv, skipped):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train", *argv])
+    original, seen = Hydra.get_mode, []
+    cli.run(lambda: seen.append(Hydra.get_mode is not original))
+    assert seen == [skipped]
+    assert Hydra.get_mode is original  # put back after the run
+
+
+# ---- the data's check, started before Lightning's import (sources.check_ahead)
+
+
+@pytest.fixture
+def tiny_cache(tmp_path, monkeypatch):
+    """A cache built from tiny IDX files (verify=false), that this process has not checked yet;
+    every read of it counted, with the thread that read it."""
+    from tests.conftest import make_tiny
+
+    root = tmp_path / "data"
+    make_tiny(sources.raw_folder(root))
+    sources.prepare(str(root), local_copy=None, download=False, verify=False)
+    monkeypatch.setattr(sources, "_checked", {})
+    reads, read = [], sources._read_checked
+    monkeypatch.setattr(
+        sources, "_read_checked", lambda *a, **k: reads.append(threading.current_thread()) or read(*a, **k)
+    )
+    return root, reads
+
+
+def test_a_sound_cache_is_checked_once_beside_the_caller_and_prepare_trusts_it(tiny_cache):
+    root, reads = tiny_cache
+    sources.check_ahead(str(root), verify=False)
+    assert sources.prepare(str(root), local_copy=None, download=False, verify=False).startswith("cache")
+    assert len(reads) == 1 and reads[0] is not threading.main_thread()  # the thread's check, not prepare's
+    assert sources.load(str(root), verify=False)["train_images"].shape == (600, 28, 28)
+
+
+def test_a_damaged_cache_is_left_to_prepare_which_rebuilds_and_says_so(tiny_cache, capsys):
+    import torch
+
+    root, reads = tiny_cache
+    cache = sources.cache_path(root)
+    stored = torch.load(cache, weights_only=True)
+    stored["train_images"][0, 0, 0] ^= 1  # one bit: the stored md5 no longer holds
+    torch.save(stored, cache)
+    damaged = cache.read_bytes()
+    sources.check_ahead(str(root), verify=False)
+    sources._ahead[cache].join()
+    capsys.readouterr()
+    assert cache.read_bytes() == damaged and not sources._checked  # it wrote nothing
+    assert capsys.readouterr() == ("", "")  # and said nothing
+    sources.prepare(str(root), local_copy=None, download=False, verify=False)
+    said = capsys.readouterr().err
+    assert "is damaged (the md5 of train_images" in said and "rebuilt it" in said
+    assert sources.load(str(root), verify=False)["train_images"][0, 0, 0] == stored["train_images"][0, 0, 0] ^ 1
+
+
+def test_a_dataset_that_cannot_be_built_is_left_for_the_run_to_report(tmp_path):
+    from omegaconf import OmegaConf
+
+    from fmnist_scaling.data.datasets import check_data_ahead
+
+    before = dict(sources._ahead)
+    for target in ("no.such.Dataset", "fmnist_scaling.data.datasets.ImageDataset"):  # fails; checks nothing
+        data = OmegaConf.create({"dataset": {"_target_": target}, "root": str(tmp_path), "verify": True})
+        check_data_ahead(data)
+    assert sources._ahead == before and list(tmp_path.iterdir()) == []
