@@ -21,6 +21,7 @@ from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_
 from fmnist_scaling.run.overrides import quote_paths
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, full_error, root_cause
 from fmnist_scaling.utils.exit import exit_at_once
+from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import log
 
 
@@ -32,13 +33,14 @@ def _trained_root(data_state: dict[str, Any], dataset: Any) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    import lightning as L
-    from hydra.utils import instantiate
+    with heavy_imports():
+        import lightning as L
+        from hydra.utils import instantiate
 
-    from fmnist_scaling.data.datamodule import ImageDataModule, eval_batch_size
-    from fmnist_scaling.data.datasets import dataset_class
-    from fmnist_scaling.models.classifier import ScalingClassifier
-    from fmnist_scaling.utils.log import quiet_lightning
+        from fmnist_scaling.data.datamodule import ImageDataModule, eval_batch_size
+        from fmnist_scaling.data.datasets import dataset_class
+        from fmnist_scaling.models.classifier import ScalingClassifier
+        from fmnist_scaling.utils.log import quiet_lightning
 
     quiet_lightning()
     path = find_checkpoint(cfg.ckpt_path)

@@ -35,6 +35,7 @@ from fmnist_scaling.run.threads import choose_threads
 from fmnist_scaling.run.validate import validate
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, root_cause
 from fmnist_scaling.utils.exit import exit_at_once
+from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import follow_hydra_files, log
 
 
@@ -77,18 +78,19 @@ def train(
     """Build the model, the data and the trainer from ``cfg``; fit, test and record the run
     (``main_at``: when Hydra called ``main``, the record's timeline)."""
     start = time.perf_counter()  # the record's wall_time_s counts the imports below, as it always has
-    import torch  # imported here: a rejected config exits without paying for it
+    with heavy_imports():  # imported here: a rejected config exits without paying for them
+        import torch
 
-    from fmnist_scaling.data.datasets import check_data_ahead
+        from fmnist_scaling.data.datasets import check_data_ahead
 
-    check_data_ahead(cfg.data)  # its check runs on the other core while Lightning imports
-    import lightning as L
-    from hydra.utils import instantiate
+        check_data_ahead(cfg.data)  # its check runs on the other core while Lightning imports
+        import lightning as L
+        from hydra.utils import instantiate
 
-    from fmnist_scaling.data.datamodule import check_input_shape, eval_batch_size
-    from fmnist_scaling.run.recorder import RunRecorder
-    from fmnist_scaling.run.summary import hparam_metrics, hparams, print_summary
-    from fmnist_scaling.utils.log import quiet_lightning
+        from fmnist_scaling.data.datamodule import check_input_shape, eval_batch_size
+        from fmnist_scaling.run.recorder import RunRecorder
+        from fmnist_scaling.run.summary import hparam_metrics, hparams, print_summary
+        from fmnist_scaling.utils.log import quiet_lightning
 
     threads, threads_reason = choose_threads(cfg, HydraConfig.get().launcher)
     if threads:

@@ -66,6 +66,7 @@ def test_quick_benchmark_writes_every_field(tmp_path, real_root):
         assert 0.0 <= row["train_acc"] <= 1.0
     assert len(report["ratios"]) == 7 and all(ratio > 0 for ratio in report["ratios"].values())
     assert report["compute_limit"]["compute_s"] > 0 and report["lightning_import_s"] > 0
+    assert report["lightning_import_gc_off_s"] > 0 and "with the garbage collector off" in proc.stdout
     assert set(report["stages"]) == {name for name, _, _ in bench.STAGES}
     assert "where a project run's time goes" in proc.stdout and "project / compute limit" in proc.stdout
     assert "CNN: project / plain loop of the same CNN" in proc.stdout

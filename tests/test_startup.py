@@ -1,11 +1,15 @@
 """Start-up shortcuts (issue 22): each one gives what the slow way gives, and steps aside where
 it might not. Hydra's extra composition to learn the run mode is skipped only when nothing can
 set that mode; the data's check, started in a thread before Lightning's import, stands in for
-``prepare``'s own only when it found the cache sound, and otherwise writes and says nothing."""
+``prepare``'s own only when it found the cache sound, and otherwise writes and says nothing; the
+garbage collector, off while torch and Lightning import, is back on after, in the state it was in."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import textwrap
 import threading
 
 import pytest
@@ -115,3 +119,38 @@ def test_a_dataset_that_cannot_be_built_is_left_for_the_run_to_report(tmp_path):
         data = OmegaConf.create({"dataset": {"_target_": target}, "root": str(tmp_path), "verify": True})
         check_data_ahead(data)
     assert sources._ahead == before and list(tmp_path.iterdir()) == []
+
+
+# ---- torch and Lightning imported with the garbage collector off (utils.imports.heavy_imports)
+
+HEAVY_IMPORTS = textwrap.dedent(
+    """
+    import gc, json, sys
+    from fmnist_scaling.utils.imports import heavy_imports
+    if sys.argv[1] == "off":
+        gc.disable()
+    states = []
+    with heavy_imports():
+        states.append(gc.isenabled())
+        import lightning.pytorch
+    states.append((gc.isenabled(), gc.get_freeze_count()))
+    with heavy_imports():  # Lightning is there: nothing to do, nothing frozen again
+        states.append(gc.isenabled())
+        garbage = [[]]
+        garbage[0].append(garbage)
+    del garbage
+    states.append((gc.isenabled(), gc.get_freeze_count(), gc.collect() if gc.isenabled() else None))
+    print(json.dumps(states))
+    """
+)
+
+
+@pytest.mark.parametrize("before", ["on", "off"])
+def test_lightning_imports_with_the_collector_off_then_frozen_and_the_collector_as_it_was(before):
+    proc = subprocess.run(
+        [sys.executable, "-c", HEAVY_IMPORTS, before], capture_output=True, text=True, timeout=120, check=True
+    )
+    during, (after, frozen), again, (after_again, frozen_again, collected) = json.loads(proc.stdout)
+    assert during is False and after is (before == "on") and frozen > 100_000  # Lightning's objects
+    assert again is after and after_again is after and frozen_again == frozen  # second time: untouched
+    assert collected == (2 if before == "on" else None)  # the two lists that hold each other: not frozen
