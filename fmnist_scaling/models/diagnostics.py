@@ -132,7 +132,9 @@ class Diagnostics(L.Callback):
         if self.histograms:
             for writer in tensorboard_writers(trainer):
                 for tag, values in tensors.items():
-                    values = values[torch.isfinite(values)]  # a diverged run's NaN/inf: no bins to put them in
+                    finite = torch.isfinite(values)  # a diverged run's NaN/inf: no bins to put them in
+                    if not finite.all():  # (the selection copies 1M values: only when needed)
+                        values = values[finite]
                     if values.numel():
                         writer.add_histogram(
                             f"hist/{tag}", values.float().cpu(), trainer.global_step, bins=HISTOGRAM_BINS
