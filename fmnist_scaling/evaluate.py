@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from fmnist_scaling.run.checkpoint_io import find_checkpoint, load_checkpoint
+from fmnist_scaling.run.cli import unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
-from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, as_fault, full_error, root_cause
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, BadInput, ConfigError, Fault, as_fault, full_error, root_cause
 from fmnist_scaling.utils.exit import exit_at_once
 from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import log
@@ -32,7 +32,23 @@ def _trained_root(data_state: dict[str, Any], dataset: Any) -> str:
     return recorded if recorded and (Path(recorded) / dataset.folder).is_dir() else "data"
 
 
+def find_checkpoint(ckpt_path: str) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoints/last.ckpt``."""
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(
+            f"ckpt_path={ckpt_path!r} is invalid: "
+            "no checkpoint file or run directory (with checkpoints/last.ckpt) there"
+        )
+    return path
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path is missing: add ckpt_path=<checkpoint file or run directory>")
+    path = find_checkpoint(cfg.ckpt_path)  # a wrong path is said at once, before the imports below
     with heavy_imports():
         import lightning as L
         from hydra.utils import instantiate
@@ -40,10 +56,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         from fmnist_scaling.data.datamodule import ImageDataModule, eval_batch_size
         from fmnist_scaling.data.datasets import dataset_class
         from fmnist_scaling.models.classifier import ScalingClassifier
+        from fmnist_scaling.run.checkpoint_io import load_checkpoint
         from fmnist_scaling.utils.log import quiet_lightning
 
     quiet_lightning()
-    path = find_checkpoint(cfg.ckpt_path)
     checkpoint = load_checkpoint(path)
     data_state = next((v for v in checkpoint.values() if isinstance(v, dict) and "scaling_state" in v), None)
     if data_state is None:
@@ -136,7 +152,15 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    sys.argv[1:] = quote_paths(sys.argv[1:])  # a sweep job's folder has "=" and "," in its name
+    """Check ``sys.argv`` (a key the config does not have: one line, exit 2, as train's command
+    line does), then call Hydra's ``main``."""
+    argv = sys.argv[1:]
+    keys = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-", "hydra."))]
+    problem = unknown_key(argv, keys, config_name="evaluate") if keys else None
+    if problem:
+        log.error(f"error: {problem}")
+        sys.exit(EXIT_BAD_INPUT)
+    sys.argv[1:] = quote_paths(argv)  # a sweep job's folder has "=" and "," in its name
     main()
 
 

@@ -96,3 +96,11 @@ def test_evaluate_bad_paths(tmp_path):
     assert missing.returncode == 2 and "ckpt_path='missing.ckpt' is invalid" in missing.stderr
     junk = run_module("fmnist_scaling.evaluate", "ckpt_path=junk.ckpt", cwd=tmp_path)
     assert junk.returncode == 2 and "junk.ckpt is not a checkpoint" in junk.stderr
+    none = run_module("fmnist_scaling.evaluate", cwd=tmp_path)
+    assert none.returncode == 2 and none.stderr.strip() == (
+        "error: ckpt_path is missing: add ckpt_path=<checkpoint file or run directory>"
+    )
+    misspelt = run_module("fmnist_scaling.evaluate", "ckpt_pth=junk.ckpt", cwd=tmp_path)
+    assert misspelt.returncode == 2 and misspelt.stderr.strip() == (
+        "error: ckpt_pth is not a key of the config: did you mean ckpt_path? (+ckpt_pth=... adds a new one)"
+    )

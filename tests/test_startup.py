@@ -154,3 +154,42 @@ def test_lightning_imports_with_the_collector_off_then_frozen_and_the_collector_
     assert during is False and after is (before == "on") and frozen > 100_000  # Lightning's objects
     assert again is after and after_again is after and frozen_again == frozen  # second time: untouched
     assert collected == (2 if before == "on" else None)  # the two lists that hold each other: not frozen
+
+
+# ---- commands that only print, or are refused, answer without importing torch (under 1 s)
+
+WATCH_IMPORTS = textwrap.dedent(
+    """
+    import atexit, runpy, sys
+    module, sys.argv = sys.argv[1], sys.argv[1:]
+    atexit.register(lambda: print("torch imported:", "torch" in sys.modules, file=sys.stderr, flush=True))
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "code"),
+    [
+        ("fmnist_scaling.train", ["--help"], 0),
+        ("fmnist_scaling.train", ["--cfg", "job", "scaling=none"], 0),
+        ("fmnist_scaling.train", ["scaling=foo"], 2),
+        ("fmnist_scaling.train", ["trainer.max_epochs=0"], 2),
+        ("fmnist_scaling.train", ["model.optimizer.lrr=1"], 2),
+        ("fmnist_scaling.evaluate", ["--help"], 0),
+        ("fmnist_scaling.evaluate", [], 2),
+        ("fmnist_scaling.evaluate", ["ckpt_pth=run"], 2),
+        ("fmnist_scaling.evaluate", ["ckpt_path=missing.ckpt"], 2),
+        ("fmnist_scaling.data.sources", ["--help"], 0),
+        ("fmnist_scaling.data.sources", ["--root", "data"], 2),
+    ],
+)
+def test_print_only_and_refused_commands_do_not_import_torch(tmp_path, module, args, code):
+    proc = subprocess.run(
+        [sys.executable, "-c", WATCH_IMPORTS, module, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stderr.strip().endswith("torch imported: False"), proc.stderr[-2000:]
+    if code:  # refused: one line that says why, and nothing made
+        assert proc.stderr.count("error: ") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert list(tmp_path.iterdir()) == []

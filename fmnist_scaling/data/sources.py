@@ -37,14 +37,15 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from fmnist_scaling.data.datasets import TENSORS, FashionMNIST, IDXDataset
 from fmnist_scaling.utils.errors import BadInput, Fault, describe_os_error
 from fmnist_scaling.utils.files import atomic_file
 from fmnist_scaling.utils.log import log
+
+if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
+    from torch import Tensor
 
 FASHION_MNIST = FashionMNIST()
 DEBIAN_COPY = FashionMNIST.system_copy
@@ -159,6 +160,8 @@ def _check_cache(path: Path, verify: bool, dataset: IDXDataset) -> str | None:
 def _read_checked(
     path: Path, verify: bool, dataset: IDXDataset, hash_it: bool = True
 ) -> tuple[dict[str, Tensor], str | None]:
+    import torch
+
     try:
         stored = torch.load(path, weights_only=True)
     except FileNotFoundError:
@@ -187,6 +190,9 @@ def _read_checked(
 
 def shape_problem(data: dict[str, Tensor | None], num_classes: int) -> str | None:
     """Why ``data`` is not internally consistent (shapes, types, label range), or None."""
+    import torch
+    from torch import Tensor
+
     for split in SPLITS:
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
@@ -318,6 +324,7 @@ def _check_file(path: Path, verify: bool, dataset: IDXDataset) -> None:
 
 
 def _build_cache(root: str, verify: bool, dataset: IDXDataset) -> None:
+    import torch
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
     raw = raw_folder(root, dataset)
@@ -348,7 +355,15 @@ def _build_cache(root: str, verify: bool, dataset: IDXDataset) -> None:
 
 
 def main(argv: list[str]) -> int:
-    root = argv[0] if argv else "data"
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fmnist_scaling.data.sources",
+        description="Find, check and cache Fashion-MNIST: the data folder, then the Debian copy "
+        f"({DEBIAN_COPY}), then torchvision's download; say where it came from.",
+    )
+    parser.add_argument("root", nargs="?", default="data", help="the data folder (default: data)")
+    root = parser.parse_args(argv).root
     try:
         log.info(f"Fashion-MNIST ready in {root} (from {prepare(root)})")
     except (DataError, DataFault) as err:

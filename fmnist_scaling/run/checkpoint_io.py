@@ -39,19 +39,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             self.seconds += time.perf_counter() - start
 
 
-def find_checkpoint(ckpt_path: str) -> Path:
-    """A checkpoint file, or a run directory's ``checkpoints/last.ckpt``."""
-    path = Path(ckpt_path)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt_path!r} is invalid: "
-            "no checkpoint file or run directory (with checkpoints/last.ckpt) there"
-        )
-    return path
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint as plain data (``weights_only=True``); a clear error for anything that is not one of ours."""
     try:

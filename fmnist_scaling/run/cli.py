@@ -143,9 +143,10 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     return None
 
 
-def unknown_key(argv: list[str], keys: list[str]) -> str | None:
-    """A key of ``keys`` that the config composed with ``argv``'s group choices does not have,
-    as one line naming the closest key; None when all exist, or when composing fails."""
+def unknown_key(argv: list[str], keys: list[str], config_name: str = "train") -> str | None:
+    """A key of ``keys`` that the config (conf/<config_name>.yaml) composed with ``argv``'s group
+    choices does not have, as one line naming the closest key; None when all exist, or when
+    composing fails."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -153,14 +154,14 @@ def unknown_key(argv: list[str], keys: list[str]) -> str | None:
     groups = [a for a in groups if "," not in a.split("=", 1)[1] or a.startswith("hydra.searchpath=")]
     try:
         with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=groups)
+            cfg = compose(config_name, overrides=groups)
     except Exception:  # noqa: BLE001 - a sweep over groups, a bad choice: Hydra tells
         return None
     known = _all_keys(OmegaConf.to_container(cfg, resolve=False))
     for key in keys:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "see python -m fmnist_scaling.train --cfg job"
+            hint = f"did you mean {close[0]}?" if close else f"see python -m fmnist_scaling.{config_name} --cfg job"
             return f"{key} is not a key of the config: {hint} (+{key}=... adds a new one)"
     return None
 
