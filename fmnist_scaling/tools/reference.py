@@ -159,8 +159,10 @@ def compute_limit(
         step(last)
 
     def evaluate(rows: int) -> None:
-        for _ in range(-(-rows // eval_batch)):
+        for _ in range(rows // eval_batch):
             forward(xe)
+        if rows % eval_batch:  # the last, smaller batch
+            forward(xe[: rows % eval_batch])
 
     train_s = eval_s = 0.0
     for _ in range(epochs):  # in the run's order: an epoch's steps, then its evaluation passes
@@ -168,7 +170,8 @@ def compute_limit(
         eval_s += timed(lambda: evaluate(eval_rows))
     eval_s += timed(lambda: evaluate(test_rows))
     seconds = train_s + eval_s
-    flop = 2 * (epochs * (3 * train_rows * d_in * d_hidden + 3 * train_rows * d_hidden * d_out))
+    # a step: the input layer's weights in two products (forward, dW1), the output layer's in three
+    flop = 2 * (epochs * (2 * train_rows * d_in * d_hidden + 3 * train_rows * d_hidden * d_out))
     flop += 2 * (epochs * eval_rows + test_rows) * (d_in * d_hidden + d_hidden * d_out)
     return {"compute_s": seconds, "train_s": train_s, "eval_s": eval_s, "tflop": flop / 1e12, "steps_per_epoch": steps}
 
