@@ -182,6 +182,9 @@ WATCH_IMPORTS = textwrap.dedent(
         ("fmnist_scaling.evaluate", ["ckpt_path=missing.ckpt"], 2),
         ("fmnist_scaling.data.sources", ["--help"], 0),
         ("fmnist_scaling.data.sources", ["--root", "data"], 2),
+        ("fmnist_scaling.tools.threshold", ["--help"], 0),
+        ("fmnist_scaling.tools.threshold", ["--cases", "nosuch"], 2),
+        ("fmnist_scaling.tools.sharpness", ["--help"], 0),
     ],
 )
 def test_print_only_and_refused_commands_do_not_import_torch(tmp_path, module, args, code):
@@ -190,6 +193,6 @@ def test_print_only_and_refused_commands_do_not_import_torch(tmp_path, module, a
     )
     assert proc.returncode == code, proc.stderr[-2000:]
     assert proc.stderr.strip().endswith("torch imported: False"), proc.stderr[-2000:]
-    if code:  # refused: one line that says why, and nothing made
+    if code:  # refused: one line that says why (argparse puts its usage first), and nothing made
         assert proc.stderr.count("error: ") == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert list(tmp_path.iterdir()) == []

@@ -21,10 +21,10 @@ import copy
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor, nn
+if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
+    from torch import Tensor, nn
 
 #: Inputs of the fixed batch on which the sharpness is measured (the first of the training split).
 SAMPLES = 2048
@@ -40,6 +40,9 @@ def hessian_top_eigenvalue(
     Hessian-vector products, from a seeded random direction, until the Rayleigh quotient moves by
     less than ``tol`` (relative). ``model`` itself is left untouched (a copy is used: a BatchNorm's
     running statistics do not move)."""
+    import torch
+    from torch import nn
+
     model = copy.deepcopy(model).train()
     params = [p for p in model.parameters() if p.requires_grad]
     loss = nn.functional.cross_entropy(model(x), y)
@@ -64,6 +67,9 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
     """One epoch of ``case`` (a :class:`fmnist_scaling.tools.threshold.Case`) at ``lr`` from the
     init of ``seed``, as the threshold trains it; at each of ``steps`` (SGD steps done) the
     sharpness, ``lr · S / 2`` (1: the edge of stability), the dead fraction and the loss."""
+    import torch
+    from torch import nn
+
     from fmnist_scaling.models.diagnostics import probe
 
     model, optimizer = case.model(lr, seed)
@@ -113,6 +119,8 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
 
 
 def measure_case(name: str, overrides: list[str], lrs: list[float], seeds: list[int], threads: int | None):
+    import torch
+
     from fmnist_scaling.tools.threshold import Case
 
     if threads:

@@ -35,13 +35,13 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
 from fmnist_scaling.utils.log import log
+
+if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
+    from torch import Tensor
 
 #: The cases of the table: a name and the train config's overrides: every scaling mode, and gains.
 CASES: dict[str, list[str]] = {
@@ -62,6 +62,8 @@ DECADES = (-9, 3)
 
 def second_moment(x: Tensor, chunk: int = 8192) -> Tensor:
     """E[x xᵀ] of the rows of ``x`` (N, D), summed in float64 chunk by chunk."""
+    import torch
+
     total = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
     for part in x.split(chunk):
         part = part.to(torch.float64)
@@ -71,6 +73,8 @@ def second_moment(x: Tensor, chunk: int = 8192) -> Tensor:
 
 def top_eigenvalue(matrix: Tensor, iterations: int = 500, tol: float = 1e-12) -> float:
     """The largest eigenvalue of a symmetric positive semi-definite ``matrix``, by power iteration."""
+    import torch
+
     v = torch.ones(matrix.shape[0], dtype=matrix.dtype) / matrix.shape[0] ** 0.5
     value = 0.0
     for _ in range(iterations):
@@ -121,6 +125,7 @@ class Case:
         """The run's model at its init for ``seed`` with the learning rate ``lr``, its optimizer,
         and the run's own step chosen (fused where it applies, else autograd); the data's
         training order set to ``seed`` as well."""
+        import torch
         from hydra.utils import instantiate
 
         self.data.seed = seed
@@ -145,6 +150,8 @@ class Case:
         """``epochs`` epochs at ``lr`` from the init of ``seed``: whether it broke (over
         ``dead_limit`` of the first-layer ReLUs dead, chance accuracy, a non-finite training loss,
         or a validation loss over ``loss_limit``), and how."""
+        import torch
+
         from fmnist_scaling.models.diagnostics import probe
         from fmnist_scaling.run.records import COLLAPSE_FACTOR
 
@@ -197,6 +204,8 @@ def find_threshold(
     ``dead_limit``: the dead fraction that counts as broken (1.0: only chance accuracy or
     divergence do); ``epochs``: the length of each trial; ``loss_limit``: a validation loss above it
     counts as broken too (``log(classes)``: worse than a uniform guess)."""
+    import torch
+
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
