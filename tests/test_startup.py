@@ -2,7 +2,8 @@
 it might not. Hydra's extra composition to learn the run mode is skipped only when nothing can
 set that mode; the data's check, started in a thread before Lightning's import, stands in for
 ``prepare``'s own only when it found the cache sound, and otherwise writes and says nothing; the
-garbage collector, off while torch and Lightning import, is back on after, in the state it was in."""
+garbage collector, off while torch and Lightning import, is back on after, in the state it was in;
+and a command that only prints or is refused never imports torch."""
 
 from __future__ import annotations
 
