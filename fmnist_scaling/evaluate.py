@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fmnist_scaling.run.cli import unknown_key
+from fmnist_scaling.run.cli import override_keys, unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, BadInput, ConfigError, Fault, as_fault, full_error, root_cause
@@ -155,7 +155,7 @@ def cli() -> None:
     """Check ``sys.argv`` (a key the config does not have: one line, exit 2, as train's command
     line does), then call Hydra's ``main``."""
     argv = sys.argv[1:]
-    keys = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-", "hydra."))]
+    keys = override_keys(argv)
     problem = unknown_key(argv, keys, config_name="evaluate") if keys else None
     if problem:
         log.error(f"error: {problem}")

@@ -110,8 +110,7 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     and exit 1), or of a value that its rule refuses, each value of a sweep included (not for a
     command that only prints). None when all hold, or when Hydra alone can tell (a grammar error,
     a composition that fails for another reason)."""
-    plain = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-"))]
-    keys = [k for k in plain if not k.startswith("hydra.") and "/" not in k and not (resolvers.CONF_DIR / k).is_dir()]
+    keys = override_keys(argv)
     if not keys:
         return None
     from hydra import compose, initialize_config_dir
@@ -141,6 +140,13 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
             if not rule.ok(value):
                 return f"{override.key_or_group}={show(value)} is invalid: must be {rule.allowed}"
     return None
+
+
+def override_keys(argv: list[str]) -> list[str]:
+    """The config keys that ``argv``'s plain overrides set: not a group choice, not Hydra's own,
+    not an addition (``+``) or a deletion (``~``)."""
+    plain = [a.split("=", 1)[0] for a in argv if "=" in a and not a.startswith(("+", "~", "-"))]
+    return [k for k in plain if not k.startswith("hydra.") and "/" not in k and not (resolvers.CONF_DIR / k).is_dir()]
 
 
 def unknown_key(argv: list[str], keys: list[str], config_name: str = "train") -> str | None:
