@@ -56,6 +56,53 @@ def test_fused_step_in_float32_stays_within_rounding():
         torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
 
 
+def written_out_step(net: MLP, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+    """The fused step as its docstring says it, each operation out of place: the modules'
+    forward, the derivatives as products (ReLU's mask a bool tensor)."""
+    grads = {"relu": lambda g, out: g * (out > 0), "sigmoid": lambda g, out: g * (out * (1 - out))}
+    grads["tanh"] = lambda g, out: g * (1 - out * out)
+    with torch.no_grad():
+        linears, inputs, h = [], [], x
+        for module in net.layers:
+            if isinstance(module, nn.Linear):
+                linears.append(module)
+                inputs.append(h)
+                h = torch.addmm(module.bias, h, module.weight.t())
+            else:
+                h = module(h)
+        log_probs = torch.log_softmax(h, dim=1)
+        target = y.unsqueeze(1)
+        grad = log_probs.exp().scatter_add(1, target, torch.full_like(target, -1, dtype=h.dtype)) / len(y)
+        for i in reversed(range(len(linears))):
+            below = grads[net.activation](grad @ linears[i].weight, inputs[i]) if i > 0 else None
+            linears[i].weight.addmm_(grad.t(), inputs[i], alpha=-lr)
+            linears[i].bias.sub_(grad.sum(0), alpha=lr)
+            grad = below
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int32)  # equal bits: NaN equals NaN, -0.0 differs from +0.0
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("lr", [0.01, 1e5])  # a sane run; raw pixels at a huge rate (ReLU: to inf and NaN)
+def test_fused_step_is_its_written_out_formula_to_the_bit(activation, lr):
+    # the step's speed-ups (activations in place, ReLU's mask straight in float) may not move a
+    # bit: trainer=debug runs must repeat earlier versions' numbers, diverged runs included
+    torch.manual_seed(0)
+    fused = MLP(784, [64, 32], 10, activation)
+    written = copy.deepcopy(fused)
+    for _ in range(6):
+        x, y = torch.randint(0, 256, (32, 784)).float(), torch.randint(0, 10, (32,))
+        sgd_step(fused, x, y, lr=lr)
+        written_out_step(written, x, y, lr)
+        for (name, p), q in zip(fused.named_parameters(), written.parameters()):
+            assert torch.equal(bits(p), bits(q)), name
+    finite = all(torch.isfinite(p).all() for p in fused.parameters())
+    if activation == "relu":  # (sigmoid and tanh are bounded: their weights stay finite here)
+        assert finite == (lr < 1), "the huge learning rate must reach non-finite weights, the small one not"
+
+
 def test_fused_step_leaves_no_gradients():
     net = MLP(784, [32], 10)
     sgd_step(net, torch.rand(8, 784), torch.randint(0, 10, (8,)), lr=0.1)
