@@ -50,6 +50,27 @@ def test_the_compute_limit_counts_the_products_it_times():
     assert limit["tflop"] * 1e12 == counter.get_total_flops() - warm_up
 
 
+def test_pair_ratios_are_taken_within_each_repetition():
+    # the machine slows down in the second repetition: the medians' ratio (6 / 10 = 0.6) mixes
+    # repetitions, the ratios within them (0.5, 0.5, 0.8) do not
+    runs = {
+        "project": [{"wall_s": 5.0}, {"wall_s": 10.0}, {"wall_s": 6.0}],
+        "floor": [{"wall_s": 10.0}, {"wall_s": 20.0}, {"wall_s": 7.5}],
+        "limit": [{"compute_s": 2.0}, {"compute_s": 4.0}, {"compute_s": 3.0}],
+    }
+    pairs = bench.pair_ratios(runs)
+    assert set(pairs) == {"project/floor", "project/compute limit"}  # no article, baseline or CNN ran
+    assert pairs["project/floor"]["values"] == [0.5, 0.5, 0.8]
+    assert (pairs["project/floor"]["median"], pairs["project/floor"]["min"], pairs["project/floor"]["max"]) == (
+        0.5,
+        0.5,
+        0.8,
+    )
+    assert (
+        pairs["project/compute limit"]["values"] == [2.5, 2.5, 2.0] and pairs["project/compute limit"]["median"] == 2.5
+    )
+
+
 @pytest.mark.real_data
 @pytest.mark.slow  # two minutes of whole processes (references, sweep, cost curve): make test-all
 def test_quick_benchmark_writes_every_field(tmp_path, real_root):
@@ -69,6 +90,10 @@ def test_quick_benchmark_writes_every_field(tmp_path, real_root):
         )
         assert 0.0 <= row["train_acc"] <= 1.0
     assert len(report["ratios"]) == 7 and all(ratio > 0 for ratio in report["ratios"].values())
+    pairs = report["pair_ratios"]  # one repetition: each pair's median is its one value
+    assert set(pairs) == {"project/floor", "project/article", "project/compute limit", "cnn/cnn_floor"}
+    assert all(p["min"] == p["median"] == p["max"] > 0 and len(p["values"]) == 1 for p in pairs.values())
+    assert "per repetition (median, range over 1)" in proc.stdout
     assert report["compute_limit"]["compute_s"] > 0 and report["lightning_import_s"] > 0
     assert report["lightning_import_gc_off_s"] > 0 and "with the garbage collector off" in proc.stdout
     assert set(report["stages"]) == {name for name, _, _ in bench.STAGES}

@@ -6,7 +6,8 @@
 
 Prints median wall time, the ratios project / article, project / floor and project / the compute
 limit (the run's unavoidable matrix products alone, timed here: ``reference limit``; and for the CNN,
-``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), time from launch to
+``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), each of them also within each
+repetition (median and range: what a drifting machine moves least), time from launch to
 the first training step, peak RSS (and GPU memory on a GPU); where a project run's time goes,
 stage by stage (imports, config, data, training steps, evaluation passes, ...); then what a sweep of N jobs in one
 process costs against N single runs; then the project's time per epoch by batch size and hidden
@@ -290,6 +291,30 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, floa
     return table
 
 
+#: Ratios taken within each repetition: numerator, denominator (``limit``: the compute limit).
+PAIRS = {
+    "project/floor": ("project", "floor"),
+    "project/article": ("project", "article"),
+    "project/baseline": ("project", "baseline"),
+    "project/compute limit": ("project", "limit"),
+    "cnn/cnn_floor": ("cnn", "cnn_floor"),
+}
+
+
+def pair_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each ratio of :data:`PAIRS` within each repetition (the two ran minutes apart at most),
+    with their median and range: on a machine whose speed drifts, steadier than the ratio of the
+    two medians, which may come from different repetitions."""
+    pairs = {}
+    for key, (top, bottom) in PAIRS.items():
+        if top not in runs or bottom not in runs:
+            continue
+        seconds = "compute_s" if bottom == "limit" else "wall_s"
+        values = [a["wall_s"] / b[seconds] for a, b in zip(runs[top], runs[bottom], strict=True)]
+        pairs[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.bench")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 repetition, a short cost curve")
@@ -347,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"peak RSS {r['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )
+        pairs = pair_ratios(runs)
         limit, lightning_import = runs.pop("limit"), runs.pop("import")
         table = summarize(runs)
         sweep = (
@@ -405,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         f"adds {first - import_s:.2f} s ({first - import_gc_off_s:.2f} s over the {import_gc_off_s:.2f} s it takes "
         "with the garbage collector off, as the project imports it: fmnist_scaling.utils.imports)"
     )
+    print(
+        f"per repetition (median, range over {reps}): "
+        + "    ".join(f"{key} {p['median']:.2f}x ({p['min']:.2f}-{p['max']:.2f})" for key, p in pairs.items())
+    )
     print(f"\nwhere a project run's time goes:\n{stage_table(runs['project'], limits)}")
     if "cnn" in table:
         print(
@@ -425,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         "lightning_import_gc_off_s": import_gc_off_s,
         "stages": {name: statistics.median(r["stages"][name] for r in runs["project"]) for name, _, _ in STAGES},
         "ratios": ratios,
+        "pair_ratios": pairs,
         "runs": runs,
         "sweep": sweep,
         "cost_curve": curve,
