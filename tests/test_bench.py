@@ -61,14 +61,9 @@ def test_pair_ratios_are_taken_within_each_repetition():
     pairs = bench.pair_ratios(runs)
     assert set(pairs) == {"project/floor", "project/compute limit"}  # no article, baseline or CNN ran
     assert pairs["project/floor"]["values"] == [0.5, 0.5, 0.8]
-    assert (pairs["project/floor"]["median"], pairs["project/floor"]["min"], pairs["project/floor"]["max"]) == (
-        0.5,
-        0.5,
-        0.8,
-    )
-    assert (
-        pairs["project/compute limit"]["values"] == [2.5, 2.5, 2.0] and pairs["project/compute limit"]["median"] == 2.5
-    )
+    assert [pairs["project/floor"][key] for key in ("median", "min", "max")] == [0.5, 0.5, 0.8]
+    limit = pairs["project/compute limit"]
+    assert limit["values"] == [2.5, 2.5, 2.0] and limit["median"] == 2.5
 
 
 @pytest.mark.real_data
