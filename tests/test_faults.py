@@ -329,6 +329,13 @@ def test_a_finished_run_keeps_its_recorded_config(tmp_path, tiny_root):
         f"resume={run_dir}", *TINY, "scaling=standard", "model.optimizer.lr=0.5", f"data.root={tiny_root}", cwd=tmp_path
     )
     assert_one_line(other, EXIT_BAD_INPUT, "model.optimizer.lr=0.5 (the run: 0.01)")
+    # the same folder named again as hydra.run.dir, without resume=: the folder is named, and how
+    # to continue its run (not "resume=None is invalid", which the user never wrote)
+    again, _ = tiny_run(tmp_path, tiny_root, "scaling=standard", "model.optimizer.lr=0.5")
+    line = assert_one_line(
+        again, EXIT_BAD_INPUT, f"{run_dir} already holds a run of other settings", "lr=0.5 (the run: 0.01)"
+    )
+    assert f"resume={run_dir}" in line and "scaling=standard" in line and "resume=None" not in line
     assert {p: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == recorded
     assert (run_dir / "metrics.json").read_bytes() == record
 

@@ -135,6 +135,11 @@ def check_same_experiment(
     own = shell(resume_overrides(previous.get("overrides", [])))
     if in_sweep:
         raise ConfigError(f"{run_dir} holds a run of other settings: {shown}; sweep into another hydra.sweep.dir")
+    if cfg.get("resume") is None:  # hydra.run.dir named the folder of an earlier run
+        raise ConfigError(
+            f"{run_dir} already holds a run of other settings: {shown}; train into another hydra.run.dir, "
+            f"or continue that run as it was: {resume_command(run_dir, previous.get('overrides', []))}"
+        )
     raise ConfigError(
         f"resume={cfg.resume} is invalid: the run was trained with other settings: {shown}; "
         f"resume it with its own overrides: resume={cfg.resume} {own}".rstrip()
