@@ -4,6 +4,7 @@ what is allowed, and no run folder left behind."""
 import pytest
 
 from fmnist_scaling.data import sources
+from fmnist_scaling.run import cli
 from tests.conftest import make_tiny, train
 
 BAD_VALUES = [
@@ -13,6 +14,10 @@ BAD_VALUES = [
         "per_pixel",
     ),
     ("-m scaling=max,foo", "scaling=foo is invalid", "per_pixel"),
+    # a sweep without -m (Hydra: five lines, exit 1); a group gets no list to write, a key does
+    ("scaling=max,none", "scaling=max,none is a sweep, and this is a single run", "add -m (--multirun)"),
+    ("seed=range(0,3)", "seed=range(0,3) is a sweep", "add -m (--multirun)"),
+    ("model.net.hidden=300,100", "model.net.hidden=300,100 is a sweep", "model.net.hidden=[a,b]"),
     ("model/net=resnet", "model/net=resnet is invalid", "cnn, mlp"),
     ("model/net=cnn model.net.channels=[8,0]", "model.net.channels=[8, 0] is invalid", "integers >= 1"),
     ("model/net=cnn model.net.activation=swish", "model.net.activation='swish' is invalid", "relu, sigmoid"),
@@ -57,6 +62,22 @@ def test_bad_value_is_one_clear_error(tmp_path, overrides, message, allowed):
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("lightning_logs/runs/*"))  # nothing half-written
     assert not (tmp_path / "unused").exists()  # rejected before any data was looked for
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "seed=0,1"],
+        ["--multirun", "scaling=max,none"],
+        ["hydra.mode=MULTIRUN", "seed=0,1"],  # the mode set otherwise: Hydra sweeps
+        ["model.net.hidden=[300,100]"],  # a list
+        ["seed='0,1'"],  # a quoted string: the schema's rule refuses it, not this check
+        ["resume=lightning_logs/multirun/2026-12-03/scaling=max,seed=0"],  # a sweep job's folder
+        ["hydra.run.dir=runs/a,b"],  # Hydra's own keys: Hydra tells
+    ],
+)
+def test_a_sweep_is_refused_only_in_a_single_run(argv):
+    assert cli.sweep_without_multirun(argv) is None
 
 
 def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path):

@@ -1,7 +1,7 @@
 """The command line of ``python -m fmnist_scaling.train``: what is checked before Hydra starts,
 and what becomes of an error Hydra itself raises.
 
-Before Hydra: a moved key, an unknown config-group choice, a key the config does not have (with
+Before Hydra: a moved key, a sweep without ``-m``, an unknown config-group choice, a key the config does not have (with
 the closest key), a value its rule refuses (:mod:`fmnist_scaling.run.schema`; each value of a
 sweep too) and an output folder that cannot be written are each one line and exit 2, with
 nothing made (Hydra would print a paragraph, or a traceback while making the folder); path
@@ -57,7 +57,8 @@ def run(main: Callable[[], object]) -> None:
     started_at = time.time()
     argv = sys.argv[1:]
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
-    problem = moved_key(argv) or unknown_choice(argv, resolvers.CONF_DIR) or bad_override(argv, resolvers.dry_run)
+    problem = moved_key(argv) or sweep_without_multirun(argv) or unknown_choice(argv, resolvers.CONF_DIR)
+    problem = problem or bad_override(argv, resolvers.dry_run)
     problem = problem or (None if resolvers.dry_run else unwritable_output(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     if problem:
@@ -102,6 +103,38 @@ def _conf_sets_mode() -> bool:
     """Whether a yaml of conf/ has a ``mode`` key (``hydra: mode: MULTIRUN``, or any other: kept simple)."""
     pattern = re.compile(r"^\s*(hydra\.)?mode\s*:", re.MULTILINE)
     return any(pattern.search(path.read_text()) for path in resolvers.CONF_DIR.rglob("*.yaml"))
+
+
+#: What makes an override's value a sweep in Hydra's grammar: a comma outside brackets and quotes
+#: (checked by Hydra's parser), or a sweep function.
+_MAYBE_SWEEP = re.compile(r",|\b(choice|range|glob|interval)\(")
+
+
+def sweep_without_multirun(argv: list[str]) -> str | None:
+    """A sweep (``seed=0,1``) on the command line of a single run, as one line naming ``-m``: Hydra
+    would print five lines and exit 1. None for a multirun, a list (``key=[a,b]``), a quoted
+    value, and wherever a config or an argument could set the mode (see :func:`_known_mode`)."""
+    # paths quoted first, as Hydra will get them: a sweep job's folder has commas in its name
+    values = [
+        a for a in quote_paths(argv) if "=" in a and not a.startswith("-") and _MAYBE_SWEEP.search(a.split("=", 1)[1])
+    ]
+    if not values or any(a in ("-m", "--multirun") or _MAY_SET_MODE.match(a) for a in argv) or _conf_sets_mode():
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(values)
+    except Exception:  # noqa: BLE001 - a grammar error: Hydra tells
+        return None
+    sweep = next((o for o in parsed if o.is_sweep_override() and not o.key_or_group.startswith("hydra")), None)
+    if sweep is None:
+        return None
+    key = sweep.key_or_group
+    group = "/" in key or (resolvers.CONF_DIR / key).is_dir()  # a choice of configs: no list to suggest
+    also = "" if group else f", or write a list as {key}=[a,b]"
+    return (
+        f"{sweep.input_line} is a sweep, and this is a single run: add -m (--multirun) to train one run per value{also}"
+    )
 
 
 def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
