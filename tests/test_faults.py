@@ -9,6 +9,7 @@ import errno
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -558,8 +559,32 @@ def test_paths_with_hydra_grammar_characters_work_as_typed(tmp_path, tiny_root):
         "hydra.sweep.dir=out/${now:%H}",
     ]
     assert quote_paths(["ckpt_path=it's here"]) == ["ckpt_path='it\\'s here'"]
+    # characters Hydra's lexer stops at unquoted (a letter with an accent, #, !, &): quoted too
+    assert quote_paths(["data.root=/d/dåta #1!", "data.root=a&b", "data.root=plain/path-1.2"]) == [
+        "data.root='/d/dåta #1!'",
+        "data.root='a&b'",
+        "data.root=plain/path-1.2",
+    ]
     job = tmp_path / "sweep" / "scaling=max,seed=0"
     proc, run_dir = tiny_run(tmp_path, tiny_root, run_dir=job)
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = train(f"resume={job}", *TINY, f"data.root={tiny_root}", cwd=tmp_path)
     assert again.returncode == 0 and "already completed, skipped" in again.stdout, again.stderr[-2000:]
+    # ~ is the home folder, as in a shell (which does not expand it after "key="); odd names work
+    home = tmp_path / "home"
+    shutil.copytree(tiny_root, home / "dåta #1 & co!")
+    odd = train(*TINY, "data.root=~/dåta #1 & co!", "hydra.run.dir=~/rün (1)", cwd=tmp_path, env={"HOME": str(home)})
+    assert odd.returncode == 0, odd.stderr[-2000:]
+    assert read_metrics(home / "rün (1)")["status"] == "completed"
+
+
+def test_a_path_starting_with_a_tilde_is_the_home_folder(monkeypatch):
+    from fmnist_scaling.run.overrides import quote_paths
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert quote_paths(["data.root=~/data", "resume=~", "seed=0", "data.root=a~b"]) == [
+        "data.root=/home/someone/data",
+        "resume=/home/someone",
+        "seed=0",
+        "data.root='a~b'",
+    ]

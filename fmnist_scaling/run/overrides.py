@@ -12,19 +12,28 @@ choices there are (:func:`unknown_choice`), where Hydra would print a paragraph 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 #: Overrides whose value is a path.
 PATH_KEYS = ("resume", "ckpt_path", "data.root", "data.local_copy", "hydra.run.dir", "hydra.sweep.dir")
-_SPECIAL = re.compile(r"[=,\s\[\]{}()'\"\\:]")
+#: Any character outside what Hydra's grammar takes plainly unquoted (letters, digits and
+#: ``_-/+.$%*@?|``): ``~``, ``#``, ``&``, ``!``, a space, a letter with an accent each stop its
+#: lexer; ``=``, ``,``, brackets, quotes, ``:`` and ``\`` have meanings there.
+_SPECIAL = re.compile(r"[^A-Za-z0-9_\-/+.$%*@?|]")
 
 
 def quote_paths(argv: list[str]) -> list[str]:
-    """``argv`` with each path override's value quoted for Hydra's grammar where it needs it."""
+    """``argv`` with each path override's value as a shell would take it (``~/data``: the home
+    folder's ``data``, which the shell does not expand after ``key=``) and quoted for Hydra's
+    grammar where it needs it."""
     quoted = []
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+~") in PATH_KEYS and value.startswith("~"):
+            value = os.path.expanduser(value)
+            arg = f"{key}={value}"
         if (
             eq
             and key.lstrip("+~") in PATH_KEYS
