@@ -1,10 +1,11 @@
 """The command line of ``python -m fmnist_scaling.train``: what is checked before Hydra starts,
 and what becomes of an error Hydra itself raises.
 
-Before Hydra: a moved key, a sweep without ``-m``, an unknown config-group choice, a key the config does not have (with
-the closest key), a value its rule refuses (:mod:`fmnist_scaling.run.schema`; each value of a
-sweep too) and an output folder that cannot be written are each one line and exit 2, with
-nothing made (Hydra would print a paragraph, or a traceback while making the folder); path
+Before Hydra: a moved key, a sweep without ``-m``, an unknown config-group choice, a key the
+config does not have (with the closest key), a value its rule refuses
+(:mod:`fmnist_scaling.run.schema`; each value of a sweep too) and an output folder that cannot be
+written are each one line and exit 2, with nothing made (Hydra would print a paragraph, or a
+traceback while making the folder); path
 values are quoted for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`).
 Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing; ``--help`` is
 printed without Hydra's slow listing (:mod:`fmnist_scaling.run.help`).
