@@ -6,8 +6,9 @@ config does not have (with the closest key), a value its rule refuses
 (:mod:`fmnist_scaling.run.schema`; each value of a sweep too) and an output folder that cannot be
 written are each one line and exit 2, with nothing made (Hydra would print a paragraph, or a
 traceback while making the folder); path values are taken as a shell would (``~``) and quoted
-for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`). Hydra's flags that only print (``--cfg``, ``--info``, ``--help``) create nothing; ``--help`` is
-printed without Hydra's slow listing (:mod:`fmnist_scaling.run.help`).
+for Hydra's grammar (:mod:`fmnist_scaling.run.overrides`). Hydra's flags that only print
+(``--cfg``, ``--info``, ``--help``) create nothing; ``--help`` is printed without Hydra's slow
+listing (:mod:`fmnist_scaling.run.help`).
 """
 
 from __future__ import annotations
