@@ -580,6 +580,7 @@ def test_paths_with_hydra_grammar_characters_work_as_typed(tmp_path, tiny_root):
 
 def test_a_path_starting_with_a_tilde_is_the_home_folder(monkeypatch):
     from fmnist_scaling.run.overrides import quote_paths
+    from fmnist_scaling.utils.files import user_path
 
     monkeypatch.setenv("HOME", "/home/someone")
     assert quote_paths(["data.root=~/data", "resume=~", "seed=0", "data.root=a~b"]) == [
@@ -588,3 +589,5 @@ def test_a_path_starting_with_a_tilde_is_the_home_folder(monkeypatch):
         "seed=0",
         "data.root='a~b'",
     ]
+    # the tools' path options too (argparse's type: the shell leaves --out=~/x as it is)
+    assert user_path("~/runs") == Path("/home/someone/runs") and user_path("a~b") == Path("a~b")

@@ -32,6 +32,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fmnist_scaling.run.resolvers import CONF_DIR
+from fmnist_scaling.utils.files import user_path
 
 CONTENDERS = ("article", "floor", "project")
 #: Where a project run's time goes: each stage, from the record's timeline (Unix times marked as
@@ -321,14 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="epochs per run (default 5; quick: 1)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions (default 5; quick: 1)")
     parser.add_argument("--max-steps", type=int, help="training steps per epoch (default: all)")
-    parser.add_argument("--root", default="data", help="the data folder (default: data)")
+    parser.add_argument("--root", type=user_path, default="data", help="the data folder (default: data)")
     parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN against a plain loop of it")
-    parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/bench/<time>.json)")
+    parser.add_argument("--out", type=user_path, help="JSON file (default: lightning_logs/bench/<time>.json)")
     parser.add_argument(
         "--baseline",
-        type=Path,
+        type=user_path,
         help="another checkout of the project (git worktree add <dir> <commit>): its train runs as the "
         "contender 'baseline', interleaved with this one: before and after a change, side by side",
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fmnist_scaling.run.resolvers import group_choices
+from fmnist_scaling.utils.files import user_path
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = tuple(group_choices("scaling"))
@@ -194,11 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="run the steps on the CPU, tiny and without the test suite"
     )
-    parser.add_argument("--root", default=str(REPO / "data"), help="the data folder (default: the repository's data/)")
+    parser.add_argument(
+        "--root", type=user_path, default=str(REPO / "data"), help="the data folder (default: the repository's data/)"
+    )
     parser.add_argument(
         "--budget", type=float, default=480, help="seconds for the whole check (the tests take what is left)"
     )
-    parser.add_argument("--out", type=Path, help="JSON file (default: lightning_logs/gpu_check/<time>.json)")
+    parser.add_argument("--out", type=user_path, help="JSON file (default: lightning_logs/gpu_check/<time>.json)")
     args = parser.parse_args(argv)
     import torch
 

@@ -26,6 +26,8 @@ import time
 import torch
 from torch import nn
 
+from fmnist_scaling.utils.files import user_path
+
 #: The input shape of one image for each network.
 SHAPES = {"mlp": (28 * 28,), "cnn": (1, 28, 28)}
 
@@ -182,7 +184,9 @@ LOOPS = {"article": article, "floor": floor}
 def main() -> None:
     parser = argparse.ArgumentParser(description="The benchmark's reference loops.")
     parser.add_argument("loop", choices=sorted(LOOPS) + ["limit"], help="a loop, or limit: the compute limit")
-    parser.add_argument("--root", default="data", help="data folder holding FashionMNIST/raw (default: data)")
+    parser.add_argument(
+        "--root", type=user_path, default="data", help="data folder holding FashionMNIST/raw (default: data)"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--scale", type=float, default=255.0, help="divide pixels by this (1: raw pixels)")
     parser.add_argument("--max-steps", type=int, default=None, help="training steps per epoch (default: all)")

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmnist_scaling.utils.files import user_path
+
 if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
     from torch import Tensor, nn
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--jobs", type=int, default=1, help="cases side by side, one torch thread each")
     parser.add_argument("overrides", nargs="*", help="train config overrides for every case")
-    parser.add_argument("--out", type=Path, default=Path("lightning_logs/sharpness"))
+    parser.add_argument("--out", type=user_path, default=Path("lightning_logs/sharpness"))
     args = parser.parse_args(argv)
     cases = case_overrides(parser, args.cases, args.overrides)
     threads = 1 if args.jobs > 1 else None

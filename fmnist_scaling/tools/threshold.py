@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
+from fmnist_scaling.utils.files import user_path
 from fmnist_scaling.utils.log import log
 
 if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "overrides", nargs="*", help="train config overrides for every case (data.root=..., seed is ignored)"
     )
-    parser.add_argument("--out", type=Path, default=Path("lightning_logs/threshold"))
+    parser.add_argument("--out", type=user_path, default=Path("lightning_logs/threshold"))
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs {args.epochs} is invalid: must be an integer >= 1")

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import IO
 
 
+def user_path(text: str) -> Path:
+    """A path typed on a command line (an argparse ``type``), ``~`` expanded: the shell expands
+    ``--out ~/x`` but leaves ``--out=~/x`` as it is."""
+    return Path(os.path.expanduser(text))
+
+
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``target``; rename it onto ``target`` when the block ends
