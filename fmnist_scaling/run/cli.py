@@ -25,7 +25,7 @@ from pathlib import Path
 from fmnist_scaling.run import resolvers
 from fmnist_scaling.run.help import HELP_FLAGS, app_help
 from fmnist_scaling.run.migrate import moved_key
-from fmnist_scaling.run.overrides import quote_paths, unknown_choice
+from fmnist_scaling.run.overrides import expand_home, quote_paths, unknown_choice
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
 from fmnist_scaling.utils.log import log
 
@@ -56,7 +56,7 @@ def run(main: Callable[[], object]) -> None:
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
     global started_at
     started_at = time.time()
-    argv = sys.argv[1:]
+    argv = expand_home(sys.argv[1:])  # every check below sees the paths the run will use
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
     problem = moved_key(argv) or sweep_without_multirun(argv) or unknown_choice(argv, resolvers.CONF_DIR)
     problem = problem or bad_override(argv, resolvers.dry_run)
@@ -155,7 +155,7 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     from fmnist_scaling.run.validate import validate
 
     try:
-        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+        parsed = OverridesParser.create().parse_overrides([a for a in quote_paths(argv) if not a.startswith("-")])
         with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=[o.input_line for o in parsed if not o.is_sweep_override()])
     except Exception:  # noqa: BLE001 - an unknown key; else a grammar error or a bad choice: Hydra tells

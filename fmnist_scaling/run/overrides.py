@@ -24,16 +24,25 @@ PATH_KEYS = ("resume", "ckpt_path", "data.root", "data.local_copy", "hydra.run.d
 _SPECIAL = re.compile(r"[^A-Za-z0-9_\-/+.$%*@?|]")
 
 
-def quote_paths(argv: list[str]) -> list[str]:
-    """``argv`` with each path override's value as a shell would take it (``~/data``: the home
-    folder's ``data``, which the shell does not expand after ``key=``) and quoted for Hydra's
-    grammar where it needs it."""
-    quoted = []
+def expand_home(argv: list[str]) -> list[str]:
+    """``argv`` with each path override's value as a shell would take it: ``~/data`` is the home
+    folder's ``data`` (the shell does not expand ``~`` after ``key=``). Done before any check of
+    the command line, so that each sees the path the run will use."""
+    expanded = []
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and key.lstrip("+~") in PATH_KEYS and value.startswith("~"):
-            value = os.path.expanduser(value)
-            arg = f"{key}={value}"
+            arg = f"{key}={os.path.expanduser(value)}"
+        expanded.append(arg)
+    return expanded
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """``argv`` with each path override's value expanded (:func:`expand_home`) and quoted for
+    Hydra's grammar where it needs it."""
+    quoted = []
+    for arg in expand_home(argv):
+        key, eq, value = arg.partition("=")
         if (
             eq
             and key.lstrip("+~") in PATH_KEYS
