@@ -155,7 +155,7 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     from fmnist_scaling.run.validate import validate
 
     try:
-        parsed = OverridesParser.create().parse_overrides([a for a in quote_paths(argv) if not a.startswith("-")])
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
         with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=[o.input_line for o in parsed if not o.is_sweep_override()])
     except Exception:  # noqa: BLE001 - an unknown key; else a grammar error or a bad choice: Hydra tells
