@@ -47,6 +47,23 @@ def test_the_trajectory_starts_at_the_init_and_ends_with_the_epoch(tiny_root):
     assert rows[-1]["loss"] < rows[0]["loss"]  # it trained
 
 
+def test_the_threshold_and_the_trajectory_see_one_run_at_any_thread_count(tiny_root):
+    """The two tools once disagreed on one lr and seed (51.5% against 45.1% dead): one trained
+    on 2 threads, the other on 1, and float rounding decides a run near the threshold. Both now
+    train through Case.train on one thread; every trial of a search, diverged ones included, ends
+    with the dead fraction and loss the trajectory ends with."""
+    torch.set_num_threads(2)  # what the tools inherited before; the case sets its own
+    overrides = ["scaling=none", f"data.root={tiny_root}", *TINY]
+    row = threshold.find_threshold("none", overrides, seeds=[0])
+    assert torch.get_num_threads() == threshold.THREADS == 1
+    case = threshold.Case(overrides)
+    trials = [t for t in row["trials"] if t["lr"] >= row["critical_lr"] / 10]
+    assert {t["broken"] for t in trials} == {True, False}  # both sides of the threshold are compared
+    for trial in trials:
+        end = sharpness.trajectory(case, trial["lr"], trial["seed"], steps=(0, 3))[-1]
+        assert end["dead_frac"] == trial["dead_frac"], trial
+
+
 def test_the_command_writes_its_table(tiny_root, tmp_path):
     out = tmp_path / "out"
     proc = run_module(

@@ -4,7 +4,7 @@ of the training loss with respect to every parameter) at the init and along an e
     python -m fmnist_scaling.tools.sharpness --cases none max --lrs 0.00237 0.00316 --seeds 0
 
 For each case (the names and overrides of :mod:`fmnist_scaling.tools.threshold`) and each lr it
-trains one epoch as the threshold does and, at a few steps on the way, measures the sharpness S
+trains one epoch by the threshold's own loop and thread count and, at a few steps on the way, measures the sharpness S
 on a fixed batch of ``--samples`` training inputs (Hessian-vector products by double backward,
 power iteration), the dead fraction of first-layer ReLUs on the probe batch and the loss.
 The anchor: gradient descent on a quadratic of curvature S is stable for lr < 2 / S, and full-batch
@@ -67,8 +67,9 @@ def hessian_top_eigenvalue(
 
 def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, samples: int = SAMPLES) -> list[dict]:
     """One epoch of ``case`` (a :class:`fmnist_scaling.tools.threshold.Case`) at ``lr`` from the
-    init of ``seed``, as the threshold trains it; at each of ``steps`` (SGD steps done) the
-    sharpness, ``lr · S / 2`` (1: the edge of stability), the dead fraction and the loss."""
+    init of ``seed``, trained by the threshold's own loop (:meth:`~fmnist_scaling.tools.threshold.Case.train`);
+    at each of ``steps`` (SGD steps done) and at the epoch's end the sharpness, ``lr · S / 2``
+    (1: the edge of stability), the dead fraction and the loss."""
     import torch
     from torch import nn
 
@@ -78,12 +79,11 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
     x, y = case.data.scaled("train")
     x, y = x[:samples], y[:samples]
     probe_x, probe_y = case.data.probe_batch()
-    loader = case.data.train_dataloader()
-    loader.sampler.set_epoch(0)
-    wanted = sorted({s for s in steps if s < case.data.steps_per_epoch} | {case.data.steps_per_epoch})  # and the end
-    rows, done = [], 0
+    rows: list[dict] = []
 
-    def measure() -> None:
+    def measure(done: int) -> None:
+        if rows and rows[-1]["step"] == done:
+            return
         with torch.no_grad():
             loss = float(nn.functional.cross_entropy(model(x), y))
         sharp = hessian_top_eigenvalue(model, x, y, seed=seed) if math.isfinite(loss) else math.nan
@@ -91,17 +91,15 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
         dead = stats.get("dead_frac")
         rows.append({"step": done, "sharpness": sharp, "lr_s_half": lr * sharp / 2, "dead_frac": dead, "loss": loss})
 
-    for group in loader:
-        for minibatch in group:
-            while wanted and wanted[0] == done:
-                wanted.pop(0)
-                measure()
-            if not wanted:
-                return rows
-            model.sgd_steps([minibatch], optimizer)
-            done += 1
-    if wanted:
-        measure()
+    last = [0]  # steps done so far: the end of the epoch, or the step whose loss was not finite
+
+    def at(done: int) -> None:
+        last[0] = done
+        if done in steps:
+            measure(done)
+
+    case.train(model, optimizer, at=at)
+    measure(last[0])
     return rows
 
 
@@ -120,13 +118,9 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure_case(name: str, overrides: list[str], lrs: list[float], seeds: list[int], threads: int | None):
-    import torch
-
+def measure_case(name: str, overrides: list[str], lrs: list[float], seeds: list[int]):
     from fmnist_scaling.tools.threshold import Case
 
-    if threads:
-        torch.set_num_threads(threads)
     case = Case(overrides)
     return [
         {"case": name, "overrides": overrides, "lr": lr, "seed": seed, "rows": trajectory(case, lr, seed)}
@@ -146,15 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", required=True, metavar="NAME", help=f"{', '.join(CASES)} or a mode")
     parser.add_argument("--lrs", nargs="+", type=float, required=True, help="learning rates, each one epoch")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--jobs", type=int, default=1, help="cases side by side, one torch thread each")
+    parser.add_argument("--jobs", type=int, default=1, help="cases side by side (each on one torch thread)")
     parser.add_argument("overrides", nargs="*", help="train config overrides for every case")
     parser.add_argument("--out", type=user_path, default=Path("lightning_logs/sharpness"))
     args = parser.parse_args(argv)
     cases = case_overrides(parser, args.cases, args.overrides)
-    threads = 1 if args.jobs > 1 else None
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(measure_case, name, [*overrides, *args.overrides], args.lrs, args.seeds, threads)
+            pool.submit(measure_case, name, [*overrides, *args.overrides], args.lrs, args.seeds)
             for name, overrides in cases.items()
         ]
         results = [result for future in futures for result in future.result()]
