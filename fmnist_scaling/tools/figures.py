@@ -51,8 +51,21 @@ def colours(key: str | None, values: list[str]) -> dict[str, Any]:
     return {v: plt.cm.Dark2.colors[i % 8] for i, v in enumerate(sorted(values))}
 
 
-def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Draw ``rows`` (the summary's, with their ``curves``) into ``path``; ``title`` names the sweep."""
+#: The PNG text key that names the results a figure was drawn from (the summary's stamp).
+SOURCE_KEY = "Source"
+
+
+def figure_source(path: Path) -> str | None:
+    """The stamp a figure of this project carries (:data:`SOURCE_KEY`), None for another PNG."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.text.get(SOURCE_KEY)
+
+
+def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: str, source: str = "") -> None:
+    """Draw ``rows`` (the summary's, with their ``curves``) into ``path``; ``title`` names the sweep,
+    ``source`` the results (stored in the PNG, :func:`figure_source`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,7 +118,7 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: 
     shown = " and ".join({"acc": "accuracy", "loss": "loss"}[metric] for metric, _, _ in metrics)
     fig.suptitle(f"{title}: {shown} per epoch, mean over seeds (band: min to max); dotted: chance")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={SOURCE_KEY: source})
     plt.close(fig)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import math
 import statistics
 import sys
@@ -43,7 +44,16 @@ METRICS = {
     "saturated_frac": ("saturated", lambda r: r["final"].get("diag/saturated_frac")),
     "wall_time_s": ("wall s", lambda r: r.get("wall_time_s")),
 }
-PERCENT = {"train_acc", "val_acc", "test_acc", "dead_frac", "saturated_frac"}
+#: The mechanism, on the probe batch: step 0, and after the first epoch (the report's second table).
+DIAGNOSTICS = {
+    "init_logit_norm": ("logit norm, step 0", lambda r: r.get("initial", {}).get("diag/logit_norm")),
+    "init_grad_norm": ("first-layer weight gradient norm, step 0", lambda r: first_layer(r, "grad_norm", None)),
+    "init_weight_norm": ("first-layer weight norm, step 0", lambda r: first_layer(r, "weight_norm", None)),
+    "epoch1_weight_norm": ("the same after epoch 1", lambda r: first_layer(r, "weight_norm", 0)),
+    "epoch1_dead_frac": ("dead units after epoch 1", lambda r: (r.get("history") or [{}])[0].get("diag/dead_frac")),
+    "epoch1_logit_norm": ("logit norm after epoch 1", lambda r: (r.get("history") or [{}])[0].get("diag/logit_norm")),
+}
+PERCENT = {"train_acc", "val_acc", "test_acc", "dead_frac", "saturated_frac", "epoch1_dead_frac"}
 #: The counts of each row: runs averaged, then the runs of each other end.
 COUNTS = ("runs", "diverged", "collapsed", "stopped", "failed", "unfinished")
 #: Statuses of a run stopped before its last epoch (a signal, a time or step limit).
@@ -52,20 +62,23 @@ SEED_KEY = "seed"
 LR_KEY = "model.optimizer.lr"
 
 
+def first_layer(record: dict[str, Any], stat: str, epoch: int | None) -> float | None:
+    """A first-layer weight statistic of the probe (``grad_norm``, ``weight_norm``) at step 0
+    (``epoch`` None) or after ``epoch``. The first layer is the one the record names
+    (``network.first_layer``, the probe's definition); a record older than that field: its first."""
+    initial, history = record.get("initial", {}), record.get("history") or []
+    first = (record.get("network") or {}).get("first_layer")
+    prefix = f"diag/{stat}/"
+    key = f"{prefix}{first}.weight" if first else next((k for k in initial if k.startswith(prefix)), None)
+    at = initial if epoch is None else (history[epoch] if epoch < len(history) else {})
+    return at.get(key) if key else None
+
+
 def first_weight_growth(record: dict[str, Any]) -> float | None:
     """How far the first layer's weights grew in the first epoch: their norm after it over their
-    norm at step 0. The first layer is the one the record names (``network.first_layer``, the
-    probe's definition); a record older than that field: its first weight norm."""
-    initial, history = record.get("initial", {}), record.get("history") or [{}]
-    first = (record.get("network") or {}).get("first_layer")
-    key = (
-        f"diag/weight_norm/{first}.weight"
-        if first
-        else next((k for k in initial if k.startswith("diag/weight_norm/")), None)
-    )
-    if key is None or key not in history[0] or not initial[key]:
-        return None
-    return history[0][key] / initial[key]
+    norm at step 0."""
+    before, after = first_layer(record, "weight_norm", None), first_layer(record, "weight_norm", 0)
+    return after / before if before and after is not None else None
 
 
 def load_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -111,7 +124,7 @@ def summarize(jobs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
             "unfinished": sum(r.get("status") in ("running", "unfinished", "unreadable") for r in cell),
             "nonfinite": set(),
         }
-        for column, (_, read) in METRICS.items():
+        for column, (_, read) in (METRICS | DIAGNOSTICS).items():
             values_read = [read(r) for r in completed]
             row[column], row[f"{column}_std"] = mean_std(values_read)
             if math.isnan(row[column]) and any(_number(v) for v in values_read):
@@ -155,15 +168,18 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no job directories (with .hydra/overrides.yaml) under {sweep_dir}")
     keys, rows = summarize(jobs)
     _write_csv(sweep_dir / "summary.csv", keys, rows)
+    # the stamp of these results: the summary and every figure drawn from it carry it
+    source = "results " + hashlib.sha256((sweep_dir / "summary.csv").read_bytes()).hexdigest()[:12]
     markdown = (
         to_markdown(keys, rows)
+        + _diagnostics(keys, rows)
         + _lr_grid(keys, rows)
-        + scale_law.section(keys, rows, sweep_dir, _headline_column(rows))
+        + scale_law.section(keys, rows, sweep_dir, _headline_column(rows), source)
     )
     total = sum(r.get("wall_time_s") or 0 for j in jobs if (r := j["record"]))
-    markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n"
+    markdown += f"\n{len(jobs)} jobs, {total:.0f} s of run time in all.\n\n<!-- {source} -->\n"
     (sweep_dir / "summary.md").write_text(markdown)
-    plot_curves(keys, rows, sweep_dir / "curves.png", title=f"sweep {sweep_dir.resolve().name}")
+    plot_curves(keys, rows, sweep_dir / "curves.png", title=f"sweep {sweep_dir.resolve().name}", source=source)
     written = "summary.csv, summary.md, curves.png" + (", scale_law.png" if scale_law.GAIN_KEY in keys else "")
     log.info(f"\nSweep summary ({sweep_dir}):\n\n{markdown}\nwritten: {written}")
     return rows
@@ -171,7 +187,7 @@ def write_report(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 def _write_csv(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
     columns = [*keys, *COUNTS]
-    columns += [c for m in METRICS for c in (m, f"{m}_std")]
+    columns += [c for m in METRICS | DIAGNOSTICS for c in (m, f"{m}_std")]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
@@ -210,6 +226,20 @@ def to_markdown(keys: list[str], rows: list[dict[str, Any]]) -> str:
         "`collapsed`: completed runs at chance accuracy (averaged, and counted).\n"
     )
     return "\n".join(lines) + "\n" + note
+
+
+def _diagnostics(keys: list[str], rows: list[dict[str, Any]]) -> str:
+    """The mechanism: the probe batch's statistics at step 0 and after the first epoch, per row."""
+    shown = [m for m in DIAGNOSTICS if any(not math.isnan(r[m]) for r in rows)]
+    if not shown:
+        return ""
+    header = [*keys, "runs", *(DIAGNOSTICS[m][0] + (" %" if m in PERCENT else "") for m in shown)]
+    lines = ["\nOn the probe batch (fixed training images), at step 0 and after the first epoch:\n"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row[k]) for k in keys] + [str(row["runs"])] + [_cell(row, m) for m in shown]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.tools.figures import SOURCE_KEY
+
 GAIN_KEY = "gain"
 FAMILY_KEY = "gain_as"
 #: The families in the order they are shown, with their labels and line styles.
@@ -32,9 +34,10 @@ PANELS = (
 )
 
 
-def section(keys: list[str], rows: list[dict[str, Any]], sweep_dir: Path, accuracy: str) -> str:
+def section(keys: list[str], rows: list[dict[str, Any]], sweep_dir: Path, accuracy: str, source: str = "") -> str:
     """The markdown section, and ``scale_law.png`` in ``sweep_dir``; empty without a gain sweep.
-    ``accuracy``: the row column of the headline accuracy (``val_acc`` or ``train_acc``)."""
+    ``accuracy``: the row column of the headline accuracy (``val_acc`` or ``train_acc``);
+    ``source``: the summary's stamp, stored in the figure."""
     if GAIN_KEY not in keys:
         return ""
     table = _by_gain(keys, rows, accuracy)
@@ -54,7 +57,7 @@ def section(keys: list[str], rows: list[dict[str, Any]], sweep_dir: Path, accura
             cells = [_show(table[gain].get(family, {}).get(column, math.nan), percent) for family in families]
             text.append(f"| {gain} | " + " | ".join(cells) + " |")
     text.append(_overlay(table, gains))
-    plot(table, gains, families, sweep_dir / "scale_law.png", split)
+    plot(table, gains, families, sweep_dir / "scale_law.png", split, source)
     return "\n".join(text) + "\n"
 
 
@@ -109,7 +112,12 @@ def _show(value: float, percent: bool) -> str:
 
 
 def plot(
-    table: dict[str, dict[str, dict[str, float]]], gains: list[str], families: list[str], path: Path, split: str
+    table: dict[str, dict[str, dict[str, float]]],
+    gains: list[str],
+    families: list[str],
+    path: Path,
+    split: str,
+    source: str = "",
 ) -> None:
     import matplotlib
 
@@ -140,5 +148,5 @@ def plot(
         "Input gain g on the MLP at lr 1e-2: on the input, through the equivalent parametrisation, and its halves"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={SOURCE_KEY: source})
     plt.close(fig)

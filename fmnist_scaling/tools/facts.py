@@ -1,0 +1,245 @@
+"""Every number that the README and the science page print is generated: by ``make docs`` (the
+tables in ``docs/``) or by this tool, the last step of ``make docs``, which writes ``docs/facts.md``:
+the study's settings, read from its config; the benchmark's figures, read from the record that
+``make bench`` wrote (``docs/bench_cpu.json``); and the figures that the prose derives from the
+tables (ratios, spans, counts), each computed here from the table it names.
+
+    python -m fmnist_scaling.tools.facts                       # (re)write docs/facts.md
+    python -m fmnist_scaling.tools.facts --check README.md docs/science.md
+
+``--check`` lists every number of a page's prose (code, links and HTML comments aside) that no
+generated file holds to the precision printed: "85.6" is found in a table that prints 85.6 or
+85.63, "700" only where 699.5 to 700.5 is. It exits 1 when there is one: a number typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import math
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+FACTS = DOCS / "facts.md"
+#: The files ``make docs`` writes into docs/ (and the benchmark's): where a printed number may come from.
+GENERATED = (
+    "article.md",
+    "study.md",
+    "lr_grid.md",
+    "scale_law.md",
+    "architectures.md",
+    "overlay.md",
+    "sigmoid.md",
+    "article_speed.md",
+    "sigmoid_speed.md",
+    "threshold.md",
+    "threshold_variants.md",
+    "sharpness_trajectories.md",
+    "digits_study.md",
+    "digits_threshold.md",
+    "facts.md",
+)
+#: The benchmark record the README quotes (``make bench``, written with ``--out``).
+BENCH = "bench_cpu_5epochs_s9_reps5.json"
+#: A number as prose prints it: 60,000; 85.6; 1e-2; 7.17e6 (a digit glued to a word is a name: fc1, tab10).
+NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
+#: What is not prose: fenced code, inline code, link targets, HTML comments.
+NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\]\([^)]*\)|<!--.*?-->", re.S)
+
+
+def numbers(text: str) -> Iterator[tuple[str, float, float]]:
+    """Each number of ``text``: its text, its value and half a unit of its last printed digit."""
+    for match in NUMBER.finditer(text):
+        token = match.group(1)
+        plain = token.replace(",", "")
+        mantissa, _, exponent = plain.lower().partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        yield token, float(plain), 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+
+
+def prose(text: str) -> str:
+    """``text`` with what is not prose blanked, its lines kept."""
+    return NOT_PROSE.sub(lambda m: "\n" * m.group(0).count("\n") or " ", text)
+
+
+class Sources:
+    """The numbers of the generated files, sorted, to look a printed number up."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.values = sorted(value for f in files for _, value, _ in numbers(f.read_text()))
+
+    def holds(self, value: float, half_unit: float) -> bool:
+        at = bisect.bisect_left(self.values, value - half_unit * (1 + 1e-9))
+        return at < len(self.values) and self.values[at] <= value + half_unit * (1 + 1e-9)
+
+
+def unsourced(page: Path, sources: Sources) -> list[str]:
+    """``line: number`` for every number of ``page``'s prose that no generated file holds."""
+    text = prose(page.read_text())
+    found = []
+    for number, line in ((n, text.count("\n", 0, m.start()) + 1) for m in NUMBER.finditer(text) for n in [m.group(1)]):
+        _, value, half = next(numbers(number))
+        if not sources.holds(value, half):
+            found.append(f"{page.name}:{line}: {number}")
+    return found
+
+
+def generated_sources() -> Sources:
+    return Sources([DOCS / name for name in GENERATED if (DOCS / name).is_file()])
+
+
+# ---- the facts: each a name, a value as printed, and where it comes from
+
+
+def table(name: str, index: int = 0) -> list[dict[str, str]]:
+    """The ``index``-th markdown table of ``docs/<name>``, as rows of header -> cell."""
+    tables, current = [], []
+    for line in (DOCS / name).read_text().splitlines() + [""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    header, _, *rows = tables[index]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def value(cell: str) -> float:
+    """The first number of a cell: the mean of "85.6 ± 0.2", the median of "0.75 (0.75, ...)"."""
+    return next(numbers(cell))[1]
+
+
+def row(rows: list[dict[str, str]], key: str, name: str) -> dict[str, str]:
+    return next(r for r in rows if r[key] == name)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.3g}"
+
+
+def settings() -> list[tuple[str, str, str]]:
+    """The reference study's settings, from its config (conf/) and its dataset class."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import get_class
+
+    from fmnist_scaling.run.records import COLLAPSE_FACTOR
+    from fmnist_scaling.run.resolvers import CONF_DIR
+    from fmnist_scaling.tools import sharpness, threshold
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    data = get_class(cfg.data.dataset._target_)
+    seeds = str(cfg.hydra.sweeper.params.seed).split(",")
+    source = "conf/train.yaml and its defaults"
+    python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    return [
+        ("Python, at least", python.removeprefix(">="), "pyproject.toml"),
+        ("pixels per image (the MLP's input)", f"{math.prod(data.image_shape)}", f"{data.__name__}.image_shape"),
+        ("hidden units", f"{cfg.model.net.hidden[0]}", source),
+        ("classes", f"{len(data.classes)}", f"{data.__name__}.classes"),
+        ("SGD learning rate", f"{cfg.model.optimizer.lr}", source),
+        ("batch size", f"{cfg.data.batch_size}", source),
+        ("epochs", f"{cfg.trainer.max_epochs}", source),
+        ("training images", f"{data.train_size:,}", f"{data.__name__}.train_size"),
+        ("test images", f"{data.test_size:,}", f"{data.__name__}.test_size"),
+        ("validation images (the study)", f"{cfg.data.val_size:,}", source),
+        ("training images of the study", f"{data.train_size - cfg.data.val_size:,}", "train_size - val_size"),
+        ("probe batch (training images)", f"{cfg.data.probe_size:,}", source),
+        ("the pixels' largest value", f"{data.max_value:g}", f"{data.__name__}.max_value"),
+        ("raw pixels' learning-rate factor on the first layer", f"{data.max_value**2:,.0f}", "max_value²"),
+        ("seeds of a sweep", f"{len(seeds)}", "hydra.sweeper.params.seed"),
+        ("chance accuracy, %", f"{100 / len(data.classes):g}", "1 / classes"),
+        ("collapsed: accuracy under, %", f"{100 * COLLAPSE_FACTOR / len(data.classes):g}", "records.COLLAPSE_FACTOR"),
+        ("threshold grid: lrs per decade", f"{threshold.STEPS_PER_DECADE}", "tools/threshold.py"),
+        ("threshold grid: one step, a factor", f"{threshold.grid_lr(1):.3g}", "10^(1 / lrs per decade)"),
+        ("broken: dead units over, %", f"{100 * threshold.DEAD_LIMIT:g}", "tools/threshold.py"),
+        ("sharpness: training inputs", f"{sharpness.SAMPLES:,}", "tools/sharpness.py"),
+        ("ln 10: the loss of a uniform guess", f"{math.log(len(data.classes)):.3g}", "log(classes)"),
+    ]
+
+
+def bench() -> list[tuple[str, str, str]]:
+    """The benchmark's figures that the README quotes, from :data:`BENCH`."""
+    import json
+
+    record = json.loads((DOCS / BENCH).read_text())
+    project = record["median"]["project"]["wall_s"]
+    return [
+        ("benchmark: repetitions of each run", f"{record['reps']}", BENCH),
+        (f"benchmark: a {record['epochs']}-epoch run, median wall s", f"{project:.1f}", BENCH),
+        ("benchmark: its time over a plain in-memory loop's", f"{record['ratios']['project/floor']:.2f}", BENCH),
+        ("benchmark: its time over the article's loop's", f"{record['ratios']['project/article']:.2f}", BENCH),
+    ]
+
+
+def derived() -> list[tuple[str, str, str]]:
+    """What the prose computes from the tables."""
+    article, probe = table("article.md"), table("article.md", 1)
+    none, scaled = row(probe, "scaling", "none"), row(probe, "scaling", "max")
+    grad = "first-layer weight gradient norm, step 0"
+    preact = "pre-act std at step 0"
+    study = table("study.md")
+    trained = [r for r in study if r["scaling"] != "none"]
+    test = [value(r["test acc %"]) for r in trained]
+    threshold = table("threshold.md")
+    return [
+        (
+            "first-layer gradient at step 0, raw pixels over / 255 (article)",
+            ratio(value(none[grad]), value(scaled[grad])),
+            "article.md, second table",
+        ),
+        (
+            "first-layer pre-activation std at step 0, raw pixels over / 255 (article)",
+            ratio(value(row(article, "scaling", "none")[preact]), value(row(article, "scaling", "max")[preact])),
+            "article.md",
+        ),
+        ("test accuracy of the modes that train, lowest % (study)", f"{min(test):.1f}", "study.md"),
+        ("test accuracy of the modes that train, highest % (study)", f"{max(test):.1f}", "study.md"),
+        ("threshold cases", f"{len(threshold)}", "threshold.md"),
+        (
+            "threshold cases whose seeds agree on one grid value",
+            f"{sum(len(set(numbers_in(r['critical lr (median; per seed)'])[1:])) == 1 for r in threshold)}",
+            "threshold.md",
+        ),
+    ]
+
+
+def numbers_in(cell: str) -> list[float]:
+    return [v for _, v, _ in numbers(cell)]
+
+
+FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived)
+
+
+def facts_markdown() -> str:
+    lines = [
+        "<!-- generated by make docs: python -m fmnist_scaling.tools.facts -->",
+        "",
+        "| fact | value | from |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {shown} | {source} |" for make in FACTS_OF for name, shown, source in make()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.facts")
+    parser.add_argument("--check", nargs="+", type=Path, metavar="PAGE", help="list the pages' hand-typed numbers")
+    args = parser.parse_args(argv)
+    if not args.check:
+        FACTS.write_text(facts_markdown())
+        print(f"written: {FACTS.relative_to(REPO)}")
+        return 0
+    missing = [n for page in args.check for n in unsourced(page, generated_sources())]
+    for line in missing:
+        print(f"{line} (in no generated file)")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
