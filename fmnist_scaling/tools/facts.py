@@ -152,6 +152,11 @@ def settings() -> list[tuple[str, str, str]]:
         ("probe batch (training images)", f"{cfg.data.probe_size:,}", source),
         ("the pixels' largest value", f"{data.max_value:g}", f"{data.__name__}.max_value"),
         ("raw pixels' learning-rate factor on the first layer", f"{data.max_value**2:,.0f}", "max_value²"),
+        (
+            "raw pixels' first-layer weight lr at the study's lr",
+            f"{cfg.model.optimizer.lr * data.max_value**2:.0f}",
+            "lr × max_value²",
+        ),
         ("seeds of a sweep", f"{len(seeds)}", "hydra.sweeper.params.seed"),
         ("chance accuracy, %", f"{100 / len(data.classes):g}", "1 / classes"),
         ("collapsed: accuracy under, %", f"{100 * COLLAPSE_FACTOR / len(data.classes):g}", "records.COLLAPSE_FACTOR"),
@@ -186,6 +191,8 @@ def derived() -> list[tuple[str, str, str]]:
     study = table("study.md")
     trained = [r for r in study if r["scaling"] != "none"]
     test = [value(r["test acc %"]) for r in trained]
+    divided = value(row(study, "scaling", "max")["test acc %"])
+    gains = [value(row(study, "scaling", m)["test acc %"]) - divided for m in ("centered", "standard", "per_pixel")]
     threshold = table("threshold.md")
     return [
         (
@@ -200,6 +207,16 @@ def derived() -> list[tuple[str, str, str]]:
         ),
         ("test accuracy of the modes that train, lowest % (study)", f"{min(test):.1f}", "study.md"),
         ("test accuracy of the modes that train, highest % (study)", f"{max(test):.1f}", "study.md"),
+        (
+            "centring or standardising: test accuracy points over / 255, fewest (study)",
+            f"{min(gains):.1f}",
+            "study.md: centered, standard, per_pixel against max",
+        ),
+        (
+            "centring or standardising: test accuracy points over / 255, most (study)",
+            f"{max(gains):.1f}",
+            "study.md: centered, standard, per_pixel against max",
+        ),
         ("threshold cases", f"{len(threshold)}", "threshold.md"),
         (
             "threshold cases whose seeds agree on one grid value",
