@@ -230,7 +230,98 @@ def numbers_in(cell: str) -> list[float]:
     return [v for _, v, _ in numbers(cell)]
 
 
-FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived)
+def section(name: str, heading: str) -> list[dict[str, str]]:
+    """The table under ``## <heading> ...`` of ``docs/<name>`` (threshold_variants.md: one per run)."""
+    text = (DOCS / name).read_text()
+    start = text.index(f"## {heading} ")
+    end = text.find("\n## ", start + 1)
+    rows = [line for line in text[start : end if end > 0 else None].splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in r.strip("|").split("|")))) for r in rows[2:]]
+
+
+def at_threshold(r: dict[str, str]) -> dict[str, float]:
+    """λ, S₀, the critical lr and the three products of one threshold row, from its printed values."""
+    lam, s0 = value(r["λ of E[x xᵀ]"]), value(r["sharpness S₀ at init (median)"])
+    lr = value(r["critical lr (median; per seed)"])
+    return {"λ": lam, "S₀": s0, "lr": lr, "lr · λ": lr * lam, "lr · √λ": lr * math.sqrt(lam), "lr · S₀": lr * s0}
+
+
+def threshold_cases(variant: str = "") -> dict[str, dict[str, float]]:
+    """The Fashion-MNIST cases at unit input size and the gains, by name: threshold.md's, the offsets'
+    and the whitened inputs' (``variant`` "loss": under ``--loss-limit``, where measured)."""
+    main = table("threshold.md") if not variant else section("threshold_variants.md", "threshold_loss")
+    cases = {r["case"]: at_threshold(r) for r in main}
+    extra = {"whitened": "whitened", **{f"offset {o}": f"offset_{o}" for o in ("0.5", "1", "3")}}
+    for name, run in extra.items():
+        heading = f"threshold_{variant + '_' if variant else ''}{run}"
+        if f"## {heading} " in (DOCS / "threshold_variants.md").read_text():
+            cases[name] = at_threshold(section("threshold_variants.md", heading)[0])
+    return cases
+
+
+MODES = ["max", "minmax", "per_pixel", "centered", "standard"]
+#: Sets of cases whose spread at the threshold the sharpness page compares.
+FITTED = ["max", "minmax", "per_pixel", "centered", "offset 0.5", "offset 1", "offset 3"]
+CASE_SETS = {
+    "the 7 cases the S₀ band was fitted on (4 modes, 3 offsets)": FITTED,
+    "those 7 and `standard`": [*FITTED, "standard"],
+    "those 7 and the whitened inputs": [*FITTED, "whitened"],
+    "those 7, `standard` and the whitened inputs": [*FITTED, "standard", "whitened"],
+    "the 5 scaling modes at unit size": ["max", "minmax", "per_pixel", "centered", "standard"],
+    "the same without `standard`": ["max", "minmax", "per_pixel", "centered"],
+    "the 7 cases measured both ways (5 modes, offset 1, whitened)": [*MODES, "offset 1", "whitened"],
+    "those 7 without `standard`": [m for m in MODES if m != "standard"] + ["offset 1", "whitened"],
+    "every case of threshold.md (6 modes, 3 gains)": None,
+}
+PRODUCTS = ("lr · λ", "lr · √λ", "lr · S₀")
+
+
+def spreads() -> list[tuple[str, ...]]:
+    """Largest over smallest of each product at the threshold, per set of cases, and its range."""
+    rows = []
+    for variant, label in (("", "threshold's definition"), ("loss", "with --loss-limit 2.303")):
+        cases = threshold_cases(variant)
+        for name, members in CASE_SETS.items():
+            members = members or [r["case"] for r in table("threshold.md")]
+            if not all(m in cases for m in members):
+                continue
+            cells = []
+            for product in PRODUCTS:
+                values = [cases[m][product] for m in members]
+                cells.append(f"{max(values) / min(values):.3g}× ({min(values):.3g} .. {max(values):.3g})")
+            rows.append((name, label, str(len(members)), *cells))
+    return rows
+
+
+def gain_family() -> list[tuple[str, str, str]]:
+    """The critical lr along the input gain on `max` (g = 255: `none`), times g, and λ, S₀ against g = 1."""
+    cases = threshold_cases()
+    gains = {1: "max", 4: "max, gain 4", 16: "max, gain 16", 64: "max, gain 64", 255: "none"}
+    scaled = [cases[name]["lr"] * g for g, name in gains.items()]
+    base = cases["max"]
+    return [
+        ("critical lr × g for g = 1, 4, 16, 64, 255", ", ".join(f"{v:.3g}" for v in scaled), "threshold.md"),
+        ("its spread, largest over smallest", f"{max(scaled) / min(scaled):.3g}", "threshold.md"),
+        (
+            "S₀ over `max`'s, for g = 4, 16, 64, 255",
+            ", ".join(f"{cases[n]['S₀'] / base['S₀']:,.0f}" for g, n in gains.items() if g > 1),
+            "threshold.md",
+        ),
+        (
+            "λ over `max`'s, for g = 4, 16, 64, 255",
+            ", ".join(f"{cases[n]['λ'] / base['λ']:,.0f}" for g, n in gains.items() if g > 1),
+            "threshold.md",
+        ),
+        (
+            "lr · S₀ / 2 at `none`: the critical lr over the init's bound 2 / S₀",
+            f"{cases['none']['lr · S₀'] / 2:.0f}",
+            "threshold.md",
+        ),
+    ]
+
+
+FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived, gain_family)
 
 
 def facts_markdown() -> str:
@@ -241,6 +332,17 @@ def facts_markdown() -> str:
         "|---|---|---|",
     ]
     lines += [f"| {name} | {shown} | {source} |" for make in FACTS_OF for name, shown, source in make()]
+    lines += [
+        "",
+        "## Spreads at the threshold",
+        "",
+        "Largest over smallest of each product of the critical lr, over a set of cases (threshold.md, and the "
+        "offsets and whitened inputs of threshold_variants.md); its range in brackets.",
+        "",
+        "| cases | definition of broken | n | " + " | ".join(PRODUCTS) + " |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in spreads()]
     return "\n".join(lines) + "\n"
 
 
