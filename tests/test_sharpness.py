@@ -48,10 +48,11 @@ def test_the_trajectory_starts_at_the_init_and_ends_with_the_epoch(tiny_root):
 
 
 def test_the_threshold_and_the_trajectory_see_one_run_at_any_thread_count(tiny_root):
-    """The two tools once disagreed on one lr and seed (51.5% against 45.1% dead): one trained
-    on 2 threads, the other on 1, and float rounding decides a run near the threshold. Both now
-    train through Case.train on one thread; every trial of a search, diverged ones included, ends
-    with the dead fraction and loss the trajectory ends with."""
+    """The two tools once disagreed on one lr and seed (51.5% against 45.1% dead): one trained on
+    2 threads, the other on 1, and the trajectory took the lr as the table prints it (0.562, not
+    the grid's 0.56234); near the threshold either decides a run. Both now train through
+    Case.train on one thread, and a printed grid lr is the grid's: every trial of a search,
+    diverged ones included, ends with the dead fraction the trajectory ends with."""
     torch.set_num_threads(2)  # what the tools inherited before; the case sets its own
     overrides = ["scaling=none", f"data.root={tiny_root}", *TINY]
     row = threshold.find_threshold("none", overrides, seeds=[0])
@@ -60,8 +61,11 @@ def test_the_threshold_and_the_trajectory_see_one_run_at_any_thread_count(tiny_r
     trials = [t for t in row["trials"] if t["lr"] >= row["critical_lr"] / 10]
     assert {t["broken"] for t in trials} == {True, False}  # both sides of the threshold are compared
     for trial in trials:
-        end = sharpness.trajectory(case, trial["lr"], trial["seed"], steps=(0, 3))[-1]
+        printed = float(f"{trial['lr']:.3g}")  # as the table prints it, and a user passes it on
+        assert threshold.on_grid(printed) == trial["lr"]
+        end = sharpness.trajectory(case, threshold.on_grid(printed), trial["seed"], steps=(0, 3))[-1]
         assert end["dead_frac"] == trial["dead_frac"], trial
+    assert threshold.on_grid(0.5) == 0.5  # an lr off the grid is left alone
 
 
 def test_the_command_writes_its_table(tiny_root, tmp_path):

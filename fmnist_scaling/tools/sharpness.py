@@ -132,19 +132,27 @@ def measure_case(name: str, overrides: list[str], lrs: list[float], seeds: list[
 def main(argv: list[str] | None = None) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
-    from fmnist_scaling.tools.threshold import CASES, case_overrides
+    from fmnist_scaling.tools.threshold import CASES, case_overrides, on_grid
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], prog="python -m fmnist_scaling.tools.sharpness"
     )
     parser.add_argument("--cases", nargs="+", required=True, metavar="NAME", help=f"{', '.join(CASES)} or a mode")
-    parser.add_argument("--lrs", nargs="+", type=float, required=True, help="learning rates, each one epoch")
+    parser.add_argument(
+        "--lrs",
+        nargs="+",
+        type=float,
+        required=True,
+        help="learning rates, each one epoch; one printed as the threshold's table prints its grid (0.562) is "
+        "that grid value (10^(-2/8))",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--jobs", type=int, default=1, help="cases side by side (each on one torch thread)")
     parser.add_argument("overrides", nargs="*", help="train config overrides for every case")
     parser.add_argument("--out", type=user_path, default=Path("lightning_logs/sharpness"))
     args = parser.parse_args(argv)
     cases = case_overrides(parser, args.cases, args.overrides)
+    args.lrs = [on_grid(lr) for lr in args.lrs]  # the threshold's lrs, not their printed roundings
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
             pool.submit(measure_case, name, [*overrides, *args.overrides], args.lrs, args.seeds)
