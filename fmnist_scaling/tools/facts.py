@@ -144,6 +144,7 @@ def settings() -> list[tuple[str, str, str]]:
     from hydra import compose, initialize_config_dir
     from hydra.utils import get_class
 
+    from fmnist_scaling.models.diagnostics import SATURATION_MARGIN
     from fmnist_scaling.run.records import COLLAPSE_FACTOR
     from fmnist_scaling.run.resolvers import CONF_DIR
     from fmnist_scaling.tools import sharpness, threshold
@@ -177,6 +178,8 @@ def settings() -> list[tuple[str, str, str]]:
         ("seeds of a sweep", f"{len(seeds)}", "hydra.sweeper.params.seed"),
         ("chance accuracy, %", f"{100 / len(data.classes):g}", "1 / classes"),
         ("collapsed: accuracy under, %", f"{100 * COLLAPSE_FACTOR / len(data.classes):g}", "records.COLLAPSE_FACTOR"),
+        ("saturated sigmoid: output under", f"{SATURATION_MARGIN:g}", "models/diagnostics.py"),
+        ("saturated sigmoid: or over", f"{1 - SATURATION_MARGIN:g}", "1 - SATURATION_MARGIN"),
         ("threshold grid: lrs per decade", f"{threshold.STEPS_PER_DECADE}", "tools/threshold.py"),
         ("threshold grid: one step, a factor", f"{threshold.grid_lr(1):.3g}", "10^(1 / lrs per decade)"),
         ("broken: dead units over, %", f"{100 * threshold.DEAD_LIMIT:g}", "tools/threshold.py"),
@@ -283,6 +286,7 @@ def threshold_cases(variant: str = "") -> dict[str, dict[str, float]]:
 
 
 MODES = ["max", "minmax", "per_pixel", "centered", "standard"]
+GAINS = ["max, gain 4", "max, gain 16", "max, gain 64"]
 #: Sets of cases whose spread at the threshold the sharpness page compares.
 FITTED = ["max", "minmax", "per_pixel", "centered", "offset 0.5", "offset 1", "offset 3"]
 CASE_SETS = {
@@ -294,9 +298,11 @@ CASE_SETS = {
     "the same without `standard`": ["max", "minmax", "per_pixel", "centered"],
     "the 7 cases measured both ways (5 modes, offset 1, whitened)": [*MODES, "offset 1", "whitened"],
     "those 7 without `standard`": [m for m in MODES if m != "standard"] + ["offset 1", "whitened"],
-    "every case of threshold.md (6 modes, 3 gains)": None,
+    "every case of threshold.md (6 modes, 3 gains)": [*MODES, "none", *GAINS],
+    "the same but `standard`": [m for m in MODES if m != "standard"] + ["none", *GAINS],
 }
-PRODUCTS = ("lr · λ", "lr · √λ", "lr · S₀")
+#: The critical lr itself, and times each statistic: does a statistic make it flatter?
+PRODUCTS = ("lr", "lr · λ", "lr · √λ", "lr · S₀")
 
 
 def spreads() -> list[tuple[str, ...]]:
@@ -305,7 +311,6 @@ def spreads() -> list[tuple[str, ...]]:
     for variant, label in (("", "threshold's definition"), ("loss", "with --loss-limit 2.303")):
         cases = threshold_cases(variant)
         for name, members in CASE_SETS.items():
-            members = members or [r["case"] for r in table("threshold.md")]
             if not all(m in cases for m in members):
                 continue
             cells = []
@@ -358,11 +363,12 @@ def facts_markdown() -> str:
         "",
         "## Spreads at the threshold",
         "",
-        "Largest over smallest of each product of the critical lr, over a set of cases (threshold.md, and the "
-        "offsets and whitened inputs of threshold_variants.md); its range in brackets.",
+        "Largest over smallest of the critical lr (`lr`) and of its product with each statistic, over a set of "
+        "cases (threshold.md, and the offsets and whitened inputs of threshold_variants.md); the range in "
+        "brackets. One grid step is a factor 1.33, two 1.78.",
         "",
         "| cases | definition of broken | n | " + " | ".join(PRODUCTS) + " |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|" + "---|" * len(PRODUCTS),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in spreads()]
     return "\n".join(lines) + "\n"
