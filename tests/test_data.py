@@ -43,9 +43,11 @@ def test_validation_split_is_the_same_for_every_mode_and_seed(tiny_root):
 
 def test_statistics_are_fit_on_the_training_part_only(tiny_root):
     dm = module(tiny_root, Standardize(), val_size=100)
-    train = dm.scaled("train")[0]
-    assert train.mean().item() == pytest.approx(0.0, abs=1e-4)
-    assert abs(dm.scaled("test")[0].mean().item()) > 1e-4 or abs(dm.scaled("val")[0].mean().item()) > 1e-4
+    train, held_out = (dm.splits[name][0].double() for name in ("train", "val"))
+    assert float(dm.scaling.mean) == pytest.approx(float(train.mean()), rel=1e-6)
+    assert float(dm.scaling.std) == pytest.approx(float(train.std(correction=0)), rel=1e-6)
+    # the statistics of training and validation images together are another number: no leak
+    assert float(dm.scaling.mean) != pytest.approx(float(torch.cat([train, held_out]).mean()), rel=1e-6)
 
 
 def test_val_size_out_of_range_is_rejected(tiny_root):

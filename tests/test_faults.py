@@ -451,13 +451,15 @@ def test_submitit_local_runs_at_most_array_parallelism_jobs_at_once(tmp_path, ti
     assert spans[1][0] >= spans[0][1] - 0.05, spans  # the second began after the first had ended
 
 
-def test_paced_launcher_shares_the_cores():
-    from hydra_plugins.fmnist_scaling_launcher import jobs_at_once, usable_cores
+def test_paced_launcher_shares_the_cores(monkeypatch):
+    import hydra_plugins.fmnist_scaling_launcher as paced
 
-    assert jobs_at_once(3, None) == 3 and jobs_at_once(3, 4) == 3  # as set
-    assert jobs_at_once(None, None) == usable_cores()
-    assert jobs_at_once(None, 2) == max(1, usable_cores() // 2)
-    assert jobs_at_once(None, 10 * usable_cores()) == 1
+    monkeypatch.setattr(paced.os, "sched_getaffinity", lambda pid: set(range(8)))  # an 8-core machine
+    assert paced.usable_cores() == 8
+    assert paced.jobs_at_once(3, None) == 3 and paced.jobs_at_once(3, 4) == 3  # as set
+    assert paced.jobs_at_once(None, None) == 8  # one core a job
+    assert paced.jobs_at_once(None, 2) == 4 and paced.jobs_at_once(None, 3) == 2  # whole cores only
+    assert paced.jobs_at_once(None, 80) == 1  # at least one
 
 
 @pytest.mark.parametrize(
