@@ -426,12 +426,12 @@ def test_a_sweep_where_every_seed_diverges_keeps_its_summary(tmp_path, tiny_root
 # ---- 7. launchers that run jobs side by side share the cores
 
 
-def test_submitit_local_runs_at_most_array_parallelism_jobs_at_once(tmp_path, tiny_root):
+def test_paced_local_runs_at_most_array_parallelism_jobs_at_once(tmp_path, tiny_root):
     # submitit's own local executor starts every job at once; the project's paces them
     sweep = tmp_path / "sweep"
     proc = train(
         "-m",
-        "hydra/launcher=submitit_local",
+        "hydra/launcher=paced_local",
         "hydra.launcher.array_parallelism=1",
         *TINY,
         f"data.root={tiny_root}",
@@ -449,6 +449,23 @@ def test_submitit_local_runs_at_most_array_parallelism_jobs_at_once(tmp_path, ti
     assert all(r["threads"] == cores and "1 jobs side by side" in r["threads_reason"] for r in jobs)
     spans = sorted((end - record["wall_time_s"], end) for end, record in zip(ends.values(), jobs))
     assert spans[1][0] >= spans[0][1] - 0.05, spans  # the second began after the first had ended
+
+
+@pytest.mark.parametrize(
+    "choice, target",
+    [
+        ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+        ("paced_local", "hydra_plugins.fmnist_scaling_launcher.PacedLocalLauncher"),
+    ],
+)
+def test_submitits_launcher_name_stays_submitits(choice, target):
+    from hydra import compose, initialize_config_dir
+
+    from fmnist_scaling.run.resolvers import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={choice}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
 
 
 def test_paced_launcher_shares_the_cores(monkeypatch):

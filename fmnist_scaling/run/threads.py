@@ -26,7 +26,7 @@ def choose_threads(cfg: DictConfig, launcher: Any) -> tuple[int | None, str]:
         jobs = launcher.get("n_jobs", -1)
         jobs = cores if jobs is None or jobs < 1 else min(jobs, cores)
         return max(1, cores // jobs), f"joblib launcher: {jobs} jobs side by side on {cores} cores"
-    if target == "PacedLocalLauncher":  # hydra/launcher=submitit_local: at most array_parallelism at once
+    if target == "PacedLocalLauncher":  # hydra/launcher=paced_local: at most array_parallelism at once
         from hydra_plugins.fmnist_scaling_launcher import jobs_at_once
 
         if per_task:

@@ -1,4 +1,4 @@
-"""``hydra/launcher=submitit_local``, paced: at most ``array_parallelism`` jobs at once.
+"""``hydra/launcher=paced_local``: submitit's local launcher, paced: at most ``array_parallelism`` jobs at once.
 
 submitit's local executor starts every job of a sweep at once and ignores ``array_parallelism``
 (only its SLURM executor reads it): on a 2-core machine a 12-job sweep then runs 12 processes that
@@ -7,11 +7,11 @@ launcher keeps submitit's local executor (its job folders, logs, pickled results
 submits the next job as soon as one ends, so at most ``array_parallelism`` run at once; null: as
 many as the cores allow (the cores this process may use over ``cpus_per_task``).
 
-It lives in the ``hydra_plugins`` namespace because Hydra instantiates launchers only from there,
-and it replaces the config of submitit's own ``submitit_local``: every field of submitit's, plus
-``array_parallelism``. Hydra's plugin scan executes every plugin module, submitit's config
-included, in an order that depends on the install; so the config is stored again from a search-path
-plugin's hook, which Hydra calls after the scan and before it composes.
+It lives in the ``hydra_plugins`` namespace because Hydra instantiates launchers only from there.
+Its config, every field of submitit's plus ``array_parallelism``, has a name of its own:
+``hydra/launcher=submitit_local`` stays submitit's own launcher, as its users expect. The config
+is stored from a search-path plugin's hook, which Hydra calls after its plugin scan and before it
+composes, so that it is there whatever the order of the scan.
 """
 
 import os
@@ -69,12 +69,12 @@ class PacedLocalQueueConf(LocalQueueConf):
 
 def store_config() -> None:
     ConfigStore.instance().store(
-        group="hydra/launcher", name="submitit_local", node=PacedLocalQueueConf(), provider="fmnist_scaling"
+        group="hydra/launcher", name="paced_local", node=PacedLocalQueueConf(), provider="fmnist_scaling"
     )
 
 
 class PacedLocalConfig(SearchPathPlugin):
-    """Stores the paced config under ``submitit_local`` once every plugin has been imported."""
+    """Stores the paced config (``paced_local``) once every plugin has been imported."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         store_config()
