@@ -549,6 +549,10 @@ def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
 
 def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(tmp_path, tiny_root):
     run_dir = tmp_path / "run"
+    bin_dir = tmp_path / "bin"  # a SLURM login node: srun on the PATH
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
     proc = run_module(
         "fmnist_scaling.train",
         *TINY,
@@ -558,9 +562,11 @@ def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(t
         f"data.root={tiny_root}",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "default"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
+    assert "srun" not in out  # Lightning's hint to prepend srun, on every run of a login node
     assert out.count("GPU available") == 1 and out.count("max_epochs=2` reached") == 1
     assert "8/16 [" in out and "16/16 [" in out and "step/s" in out  # 16 SGD steps an epoch, shown as they go
     assert "Evaluating on val" in out and "Evaluating on train_full" in out and "Evaluating on test" in out

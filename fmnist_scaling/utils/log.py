@@ -68,12 +68,16 @@ def follow_hydra_files() -> None:
 def quiet_lightning() -> None:
     """Drop Lightning's notices that say nothing about a run here (an advert, a deprecation
     inside Lightning, a per-step logging interval this project does not use, the warning that a
-    resumed run's own checkpoint folder is not empty), and print each of its lines once."""
+    resumed run's own checkpoint folder is not empty, the hint to use srun), and print each of its
+    lines once."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # on any machine with SLURM's srun (a login node), every run got a hint to prepend srun: this
+    # project reaches SLURM through the submitit launcher, which starts its jobs with srun itself
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
     # Lightning's top logger prints its lines itself ("INFO: ..."); where Hydra has set up logging
     # they would also reach Hydra's console handler, twice in all. Keep Lightning's short line
