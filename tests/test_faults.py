@@ -193,6 +193,22 @@ def test_an_unwritable_data_folder_is_one_line_and_leaves_no_run_folder(tmp_path
     assert not run_dir.exists() and not list(tmp_path.glob("lightning_logs/runs/*"))
 
 
+@pytest.mark.parametrize("contents", [{}, {"notes.txt": "the user's"}])
+def test_a_rejected_command_leaves_the_users_folder_as_it_was(tmp_path, tiny_root, contents):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name, text in contents.items():
+        (folder / name).write_text(text)
+    # resume= a folder that holds no run: refused before Hydra writes into it
+    proc = train(f"resume={folder}", cwd=tmp_path)
+    assert_one_line(proc, EXIT_BAD_INPUT, f"resume='{folder}' is invalid", "checkpoints/last.ckpt")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == contents
+    # a run into it, rejected once Hydra has written .hydra/ and train.log there: they go, it stays
+    proc, _ = tiny_run(tmp_path, Path("/proc/fmnist_data"), run_dir=folder)
+    assert_one_line(proc, EXIT_BAD_INPUT, "data.root=/proc/fmnist_data")
+    assert folder.is_dir() and {p.name: p.read_text() for p in folder.iterdir()} == contents
+
+
 # ---- 4. a full disk
 
 

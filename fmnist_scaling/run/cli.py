@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from fmnist_scaling.run import resolvers
+from fmnist_scaling.run import experiment, resolvers
 from fmnist_scaling.run.help import HELP_FLAGS, app_help
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import expand_home, quote_paths, unknown_choice
@@ -51,6 +51,15 @@ def unwritable_output(argv: list[str]) -> str | None:
     return None
 
 
+def nothing_to_resume(argv: list[str]) -> str | None:
+    """Why a single run's ``resume=<folder>`` names no run, or None: said before Hydra writes its
+    ``.hydra/`` and ``train.log`` into the folder (and a rejected run's cleanup took an empty one)."""
+    values = [a.split("=", 1)[1] for a in argv if a.startswith("resume=")]
+    if not values or values[-1] in ("null", "None", "") or "-m" in argv or "--multirun" in argv:
+        return None
+    return experiment.no_run_to_resume(values[-1], Path(values[-1]))
+
+
 def run(main: Callable[[], object]) -> None:
     """Check ``sys.argv``, then call Hydra's ``main``; an error that escapes it is Hydra's own
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
@@ -60,8 +69,11 @@ def run(main: Callable[[], object]) -> None:
     resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
     problem = moved_key(argv) or sweep_without_multirun(argv) or unknown_choice(argv, resolvers.CONF_DIR)
     problem = problem or bad_override(argv, resolvers.dry_run)
-    problem = problem or (None if resolvers.dry_run else unwritable_output(argv))
+    problem = problem or (None if resolvers.dry_run else unwritable_output(argv) or nothing_to_resume(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
+    named = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if named and not resolvers.dry_run:
+        resolvers.note_new_folders(named[-1])
     if problem:
         log.error(f"error: {problem}")
         sys.exit(EXIT_BAD_INPUT)

@@ -88,16 +88,23 @@ def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
         return None
 
 
+def no_run_to_resume(resume: str, run_dir: Path) -> str | None:
+    """Why ``resume=<resume>`` (the folder ``run_dir``) cannot be resumed, or None."""
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return f"resume={resume!r} is invalid: it must be a run directory holding checkpoints/last.ckpt"
+    return None
+
+
 def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     """``resume=`` names a run folder whose last checkpoint loads."""
     if cfg.get("resume") is None:
         return
     from fmnist_scaling.run.checkpoint_io import load_checkpoint
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise ConfigError(f"resume={cfg.resume!r} is invalid: it must be a run directory holding checkpoints/last.ckpt")
-    load_checkpoint(last)
+    problem = no_run_to_resume(cfg.resume, run_dir)
+    if problem:
+        raise ConfigError(problem)
+    load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
 def check_same_experiment(

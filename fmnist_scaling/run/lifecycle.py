@@ -125,13 +125,14 @@ def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, An
             except OSError:
                 pass
         return math.nan
-    if previous is None and run_dir.is_dir() and all(p.name in (".hydra", "train.log") for p in run_dir.iterdir()):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for folder in resolvers.made_above:  # lightning_logs/runs, if this run made it: nothing empty stays
+    if previous is None and run_dir.is_dir():  # what this run wrote, and the folders it made
+        shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+        (run_dir / "train.log").unlink(missing_ok=True)
+        for folder in resolvers.made:  # the run's own, lightning_logs/runs: nothing empty stays
             try:
                 folder.rmdir()
             except OSError:
-                break  # not empty (another run's), or gone
+                break  # not empty (the user's files, another run's), or gone
     sys.exit(code)
 
 
