@@ -19,17 +19,27 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_scaling.run.cli import override_keys, unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
-from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, BadInput, ConfigError, Fault, as_fault, full_error, root_cause
+from fmnist_scaling.run.resolvers import CONF_DIR
+from fmnist_scaling.utils.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAULT,
+    BadInput,
+    ConfigError,
+    Fault,
+    as_fault,
+    full_error,
+    root_cause,
+)
 from fmnist_scaling.utils.exit import exit_at_once
 from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import log
 
 
-def _trained_root(data_state: dict[str, Any], dataset: Any) -> str:
-    """The data folder the run trained with, where it still holds the data; else ``data`` here
-    (rather than silently unpacking another 106 MB copy wherever evaluate is run from)."""
+def _trained_root(data_state: dict[str, Any]) -> str:
+    """The data folder the run trained with, where it is still there (a dataset of one's own may
+    keep its files in it directly); else ``data`` here."""
     recorded = data_state.get("root")
-    return recorded if recorded and (Path(recorded) / dataset.folder).is_dir() else "data"
+    return recorded if recorded and Path(recorded).is_dir() else "data"
 
 
 def find_checkpoint(ckpt_path: str) -> Path:
@@ -76,7 +86,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "verify": data_state.get("verify", True),
         **cfg.data,
         "local_copy": cfg.data.local_copy or getattr(dataset, "system_copy", None),
-        "root": cfg.data.root or _trained_root(data_state, dataset),
+        "root": cfg.data.root or _trained_root(data_state),
         "eval_batch_size": eval_batch_size(cfg.data.eval_batch_size, model.net),
     }
     datamodule = ImageDataModule(
@@ -110,7 +120,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     from fmnist_scaling.run.records import write_json
 
-    write_json(path.parent / "evaluation.json", result)
+    try:
+        write_json(path.parent / "evaluation.json", result)
+    except OSError as err:  # a read-only or full disk
+        raise as_fault(err, "write evaluation.json") or err from None
     return result
 
 
@@ -143,20 +156,42 @@ def main(cfg: DictConfig) -> None:
     except (BadInput, Fault) as err:
         log.error(f"error: {err}")
         sys.exit(err.exit_code)
-    except OSError as err:  # writing evaluation.json: a read-only or full disk
+    except OSError as err:  # reading the checkpoint or the data (writing evaluation.json is a Fault above)
         if full_error():
             raise
-        fault = as_fault(err, "write evaluation.json")
-        log.error(f"error: {fault}")
-        sys.exit(fault.exit_code)
+        fault = as_fault(err, "read the checkpoint or its data")
+        log.error(f"error: {fault or err}")
+        sys.exit(fault.exit_code if fault else EXIT_FAULT)
+
+
+#: What evaluate takes from its command line; the rest comes from the checkpoint.
+OPTIONS = "ckpt_path, data.root, data.local_copy, data.download, data.eval_batch_size, accelerator"
+
+
+def not_an_option(argv: list[str]) -> str | None:
+    """A train-only choice (``data=mnist``, ``scaling=...``) or an addition or deletion (``+data=...``,
+    ``~data.root``) on evaluate's command line, as one line; Hydra's own words were three lines and
+    a hint (``+data=mnist``) that ended in a traceback."""
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        bare = key.lstrip("+~")
+        if arg.startswith("-") or bare.startswith("hydra") or ("=" not in arg and key == bare):
+            continue
+        choice = "." not in bare and (CONF_DIR / bare.split("/")[0]).is_dir()  # data=mnist, model/optimizer=adam
+        if key != bare or choice:
+            return (
+                f"{arg} is not an option of evaluate: the dataset, the scaling and the network come from the "
+                f"checkpoint, and the data is read from data.root; evaluate takes {OPTIONS}"
+            )
+    return None
 
 
 def cli() -> None:
-    """Check ``sys.argv`` (a key the config does not have: one line, exit 2, as train's command
-    line does), then call Hydra's ``main``."""
+    """Check ``sys.argv`` (a key the config does not have, a train-only choice: one line, exit 2,
+    as train's command line does), then call Hydra's ``main``."""
     argv = sys.argv[1:]
     keys = override_keys(argv)
-    problem = unknown_key(argv, keys, config_name="evaluate") if keys else None
+    problem = not_an_option(argv) or (unknown_key(argv, keys, config_name="evaluate") if keys else None)
     if problem:
         log.error(f"error: {problem}")
         sys.exit(EXIT_BAD_INPUT)

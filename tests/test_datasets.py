@@ -6,6 +6,9 @@ chosen dataset's own pixel range."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -193,6 +196,48 @@ def test_a_dataset_of_your_own_outside_the_package_trains_and_evaluates(tmp_path
     proc = run_module("fmnist_scaling.evaluate", f"ckpt_path={tmp_path / 'run'}", cwd=tmp_path)  # without its path
     assert proc.returncode == 2 and "stripes_data.Stripes cannot be built here" in proc.stderr
     assert "PYTHONPATH" in proc.stderr and "Traceback" not in proc.stderr
+
+
+FILE_DATASET = '''
+import torch
+
+from stripes_data import Stripes
+
+
+class StripesFile(Stripes):
+    """The stripes, kept in one file directly in data.root."""
+
+    def prepare(self, root, local_copy, download, verify):
+        return f"{root}/stripes.pt"
+
+    def load(self, root, verify):
+        return torch.load(f"{root}/stripes.pt")
+'''
+
+
+def test_a_dataset_that_keeps_its_file_in_data_root_evaluates_from_anywhere(tmp_path):
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "stripes_data.py").write_text(OWN_DATASET)
+    (plugin / "stripes_file.py").write_text(FILE_DATASET)
+    mydata = tmp_path / "mydata"
+    mydata.mkdir()
+    make = f"import torch, stripes_data; torch.save(stripes_data.Stripes().load(None, False), '{mydata}/stripes.pt')"
+    env = {"PYTHONPATH": str(plugin)}
+    subprocess.run([sys.executable, "-c", make], check=True, env={**os.environ, **env})
+    proc = train(
+        "data.dataset._target_=stripes_file.StripesFile", "data.val_size=60", "data.verify=false",
+        f"data.root={mydata}", "trainer.max_epochs=1", "hydra.run.dir=run", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_module("fmnist_scaling.evaluate", f"ckpt_path={tmp_path / 'run'}", cwd=elsewhere, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # the data folder the run trained with
+    (mydata / "stripes.pt").unlink()  # and where it is gone: a read, said as one
+    proc = run_module("fmnist_scaling.evaluate", f"ckpt_path={tmp_path / 'run'}", cwd=elsewhere, env=env)
+    assert proc.returncode == 3 and "cannot read the checkpoint or its data" in proc.stderr, proc.stderr[-2000:]
+    assert "evaluation.json" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_dataset_target_that_is_not_a_dataset_is_named(tmp_path):

@@ -123,5 +123,13 @@ def test_evaluate_bad_paths(tmp_path):
     )
     misspelt = run_module("fmnist_scaling.evaluate", "ckpt_pth=junk.ckpt", cwd=tmp_path)
     assert misspelt.returncode == 2 and misspelt.stderr.strip() == (
-        "error: ckpt_pth is not a key of the config: did you mean ckpt_path? (+ckpt_pth=... adds a new one)"
+        "error: ckpt_pth is not a key of the config: did you mean ckpt_path?"
     )
+    # what train takes and evaluate reads from the checkpoint, and Hydra's own hint for it
+    for choice in ("data=mnist", "+data=mnist", "+data.dataset._target_=my.Data", "model/optimizer=adam", "~data.root"):
+        refused = run_module("fmnist_scaling.evaluate", "ckpt_path=junk.ckpt", choice, cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stderr.strip() == (
+            f"error: {choice} is not an option of evaluate: the dataset, the scaling and the network come from "
+            "the checkpoint, and the data is read from data.root; evaluate takes ckpt_path, data.root, "
+            "data.local_copy, data.download, data.eval_batch_size, accelerator"
+        ), refused.stderr

@@ -558,6 +558,15 @@ def test_evaluate_from_another_folder_uses_the_runs_data(tmp_path, tiny_root):
     assert json.loads((run_dir / "checkpoints" / "evaluation.json").read_text())["test/acc"] == pytest.approx(
         read_metrics(run_dir)["final"]["test/acc"], abs=1e-6
     )
+    # a data file that cannot be read is said as a read, not as "cannot write evaluation.json"
+    cache = sources.cache_path(tiny_root)
+    cache.unlink()
+    cache.mkdir()  # where the decoded data should be, a folder: reading it fails with EISDIR
+    for idx in sources.raw_folder(tiny_root).iterdir():
+        idx.unlink()
+    unreadable = run_module("fmnist_scaling.evaluate", f"ckpt_path={run_dir}", "data.download=false", cwd=elsewhere)
+    assert unreadable.returncode != 0 and "evaluation.json" not in unreadable.stderr, unreadable.stderr[-2000:]
+    assert "Traceback" not in unreadable.stderr
 
 
 # ---- 9. what a run prints

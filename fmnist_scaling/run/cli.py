@@ -214,7 +214,8 @@ def unknown_key(argv: list[str], keys: list[str], config_name: str = "train") ->
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}?" if close else f"see python -m fmnist_scaling.{config_name} --cfg job"
-            return f"{key} is not a key of the config: {hint} (+{key}=... adds a new one)"
+            addition = f" (+{key}=... adds a new one)" if config_name == "train" else ""  # evaluate takes none
+            return f"{key} is not a key of the config: {hint}{addition}"
     return None
 
 
