@@ -323,6 +323,9 @@ def test_ctrl_c_records_interrupted_prints_the_resume_command_and_exits_130(tmp_
     assert f"data.root={tiny_root}" in resume  # where the data is: else the resume would look in ./data
     record = read_metrics(run_dir)
     assert record["status"] == "interrupted" and record["history"]
+    # as docs/outputs.md promises of every record: how far it got
+    assert 0 < record["steps_done"] < record["steps_planned"]
+    assert record["fraction_done"] == record["steps_done"] / record["steps_planned"]
     torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
 
     # resuming it as another experiment is refused, naming the difference; nothing is touched

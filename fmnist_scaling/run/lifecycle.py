@@ -125,14 +125,17 @@ def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, An
             except OSError:
                 pass
         return math.nan
-    if previous is None and run_dir.is_dir():  # what this run wrote, and the folders it made
+    run_files = ("metrics.json", "checkpoints")  # a run's, even one whose record is damaged: left alone
+    if previous is None and run_dir.is_dir() and not any((run_dir / name).exists() for name in run_files):
+        # what Hydra wrote for this run goes, and so do the folders this run made (its own,
+        # lightning_logs/runs); a folder that was there before stays, with the user's files
         shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
         (run_dir / "train.log").unlink(missing_ok=True)
-        for folder in resolvers.made:  # the run's own, lightning_logs/runs: nothing empty stays
+        for folder in resolvers.made:
             try:
                 folder.rmdir()
             except OSError:
-                break  # not empty (the user's files, another run's), or gone
+                break  # not empty (another run's), or gone
     sys.exit(code)
 
 

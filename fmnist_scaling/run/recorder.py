@@ -102,6 +102,7 @@ class RunRecorder(L.Callback):
         return {
             **self.fields,
             **device,
+            **self.progress(),  # every record says how far the run got, an interrupted one too
             "dataset": self._dataset,
             "network": self._network,
             "train_step": self._model.step_kind,
@@ -136,9 +137,8 @@ class RunRecorder(L.Callback):
         ``stopped_by``: ``trainer.max_time``, ``trainer.max_steps`` or a callback that asked the
         trainer to stop. With the steps done and planned, and their fraction."""
         trainer = self._trainer
-        planned = self._steps_per_epoch(trainer) * trainer.max_epochs
-        done = trainer.global_step
-        steps = {"steps_done": done, "steps_planned": planned, "fraction_done": done / planned if planned else 1.0}
+        steps = self.progress()
+        done, planned = steps["steps_done"], steps["steps_planned"]
         if self._model.diverged_at:
             return {"status": "diverged", **steps}
         if done >= planned:
@@ -151,6 +151,13 @@ class RunRecorder(L.Callback):
         else:
             by = "a callback (early stopping)"
         return {"status": "stopped", "stopped_by": by, **steps}
+
+    def progress(self) -> dict[str, Any]:
+        """SGD steps done and planned, and their fraction."""
+        trainer = self._trainer
+        planned = self._steps_per_epoch(trainer) * trainer.max_epochs
+        done = trainer.global_step
+        return {"steps_done": done, "steps_planned": planned, "fraction_done": done / planned if planned else 1.0}
 
     @staticmethod
     def _steps_per_epoch(trainer: L.Trainer) -> int:
