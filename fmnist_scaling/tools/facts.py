@@ -50,8 +50,8 @@ GENERATED = (
 BENCH = "bench_cpu_5epochs_s9_reps5.json"
 #: A number as prose prints it: 60,000; 85.6; 1e-2; 7.17e6 (a digit glued to a word is a name: fc1, tab10).
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
-#: What is not prose: fenced code, inline code, link targets, HTML comments.
-NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\]\([^)]*\)|<!--.*?-->|^>[^\n]*", re.S | re.M)
+#: What is not prose: fenced code, inline code, link targets, HTML comments, quotes, a citation's year.
+NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\]\([^)]*\)|<!--.*?-->|^>[^\n]*|et al\., \d{4}", re.S | re.M)
 
 
 def numbers(text: str) -> Iterator[tuple[str, float, float]]:
@@ -268,7 +268,9 @@ def section(name: str, heading: str) -> list[dict[str, str]]:
 def at_threshold(r: dict[str, str]) -> dict[str, float]:
     """λ, S₀, the critical lr and the three products of one threshold row, from its printed values."""
     lam, s0 = value(r["λ of E[x xᵀ]"]), value(r["sharpness S₀ at init (median)"])
-    lr = value(r["critical lr (median; per seed)"])
+    from fmnist_scaling.tools.threshold import on_grid
+
+    lr = on_grid(value(r["critical lr (median; per seed)"]))  # the grid's value, as the tool computed with
     return {"λ": lam, "S₀": s0, "lr": lr, "lr · λ": lr * lam, "lr · √λ": lr * math.sqrt(lam), "lr · S₀": lr * s0}
 
 
@@ -294,6 +296,7 @@ CASE_SETS = {
     "those 7 and `standard`": [*FITTED, "standard"],
     "those 7 and the whitened inputs": [*FITTED, "whitened"],
     "those 7, `standard` and the whitened inputs": [*FITTED, "standard", "whitened"],
+    "`max` and the 3 offsets": ["max", "offset 0.5", "offset 1", "offset 3"],
     "the 5 scaling modes at unit size": ["max", "minmax", "per_pixel", "centered", "standard"],
     "the same without `standard`": ["max", "minmax", "per_pixel", "centered"],
     "the 7 cases measured both ways (5 modes, offset 1, whitened)": [*MODES, "offset 1", "whitened"],
@@ -348,7 +351,37 @@ def gain_family() -> list[tuple[str, str, str]]:
     ]
 
 
-FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived, gain_family)
+#: The networks of threshold_networks_prediction.md (commit 4dd2eaa), and the gain R is predicted
+#: to be within two grid steps of: 255 (the input gain of `none` over `max`), 1 behind an input BatchNorm.
+NETWORKS = {"hidden250": 255, "hidden2000": 255, "two_layers": 255, "mlp_he": 255, "cnn": 255, "mlp_bn": 1}
+
+
+def networks() -> list[tuple[str, str, str]]:
+    """The prediction on other networks, scored: R = critical lr (max) / critical lr (none)
+    against its band, two grid steps either side of its gain."""
+    from fmnist_scaling.tools.threshold import grid_lr
+
+    if not (DOCS / "threshold_networks.md").is_file():
+        return []
+    rows, outside = [], []
+    for name, gain in NETWORKS.items():
+        cases = {r["case"]: at_threshold(r) for r in section("threshold_networks.md", name)}
+        ratio = cases["max"]["lr"] / cases["none"]["lr"]
+        low, high = gain / grid_lr(2), gain * grid_lr(2)
+        inside = low <= ratio <= high
+        outside += [] if inside else [name]
+        rows.append(
+            (
+                f"R on {name}: critical lr max / none (band {low:.3g} .. {high:.3g})",
+                f"{ratio:.3g}: {'inside' if inside else 'outside'}",
+                "threshold_networks.md",
+            )
+        )
+    rows.append(("networks outside their band", f"{len(outside)} of {len(NETWORKS)}", "threshold_networks.md"))
+    return rows
+
+
+FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived, gain_family, networks)
 
 
 def facts_markdown() -> str:
