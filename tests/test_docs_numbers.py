@@ -1,7 +1,7 @@
 """The answer's numbers are generated (:mod:`fmnist_scaling.tools.facts`): every number in the prose
-of README.md and docs/science.md is held by a file that ``make docs`` or ``make bench`` writes,
-docs/facts.md is what its tables give now, and every figure in docs/ was drawn from the results of
-the table beside it."""
+of README.md and docs/science.md is held by a file that ``make docs`` writes (the threshold's pages:
+or by a prediction as committed), docs/facts.md is what its tables give now, and every figure in
+docs/ was drawn from the results of the table beside it."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pytest
 from fmnist_scaling.tools import facts
 from fmnist_scaling.tools.figures import figure_source
 
-CHECKED = [facts.REPO / "README.md", facts.DOCS / "science.md"]
-
-
-@pytest.mark.parametrize("page", CHECKED, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", facts.ANSWER, ids=lambda p: p.name)
 def test_every_number_in_the_prose_is_generated(page):
     missing = facts.unsourced(page, facts.generated_sources())
     assert not missing, f"numbers in no generated file (python -m fmnist_scaling.tools.facts --check): {missing}"
+
+
+@pytest.mark.parametrize("page", facts.THRESHOLD_PAGES, ids=lambda p: p.name)
+def test_the_threshold_pages_quote_generated_numbers_or_the_predictions_as_committed(page):
+    missing = facts.unsourced(page, facts.generated_sources(records=True))
+    assert not missing, f"numbers in no generated file nor committed prediction: {missing}"
 
 
 def test_a_hand_typed_figure_fails_the_check(tmp_path):
@@ -31,7 +34,7 @@ def test_a_hand_typed_figure_fails_the_check(tmp_path):
     sources = facts.Sources([_write(tmp_path / "table.md", "| 60000 | 0.01 | 83.8 |\n")])
     assert facts.unsourced(page, sources) == ["page.md:1: 506", "page.md:1: 0.71", "page.md:6: 83.77"]
     # and the README with one such sentence added fails too
-    readme = _write(tmp_path / "README.md", CHECKED[0].read_text() + "\nThe gradient norm is 506.25 at step 0.\n")
+    readme = _write(tmp_path / "README.md", facts.ANSWER[0].read_text() + "\nThe gradient norm is 506.25 at step 0.\n")
     assert [m.split(": ")[-1] for m in facts.unsourced(readme, facts.generated_sources())] == ["506.25"]
 
 

@@ -188,6 +188,26 @@ def settings() -> list[tuple[str, str, str]]:
     ]
 
 
+def digits() -> list[tuple[str, str, str]]:
+    """The second dataset's sizes, from its class and its config (conf/data/digits.yaml)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import get_class
+
+    from fmnist_scaling.run.resolvers import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["data=digits"])
+    data = get_class(cfg.data.dataset._target_)
+    train, test, val = data.train_size, data.test_size, cfg.data.val_size
+    return [
+        ("digits: images in all", f"{train + test:,}", f"{data.__name__}.train_size + test_size"),
+        ("digits: training images of the study", f"{train - val:,}", "train_size - val_size"),
+        ("digits: validation images", f"{val}", "conf/data/digits.yaml"),
+        ("digits: test images", f"{test}", f"{data.__name__}.test_size"),
+        ("digits: the pixels' largest value", f"{data.max_value:g}", f"{data.__name__}.max_value"),
+    ]
+
+
 def bench() -> list[tuple[str, str, str]]:
     """The benchmark's figures that the README quotes, from :data:`BENCH`."""
     import json
@@ -381,7 +401,14 @@ def networks() -> list[tuple[str, str, str]]:
     return rows
 
 
-FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (settings, bench, derived, gain_family, networks)
+FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (
+    settings,
+    digits,
+    bench,
+    derived,
+    gain_family,
+    networks,
+)
 
 
 def facts_markdown() -> str:
