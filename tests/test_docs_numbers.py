@@ -12,6 +12,7 @@ import pytest
 from fmnist_scaling.tools import facts
 from fmnist_scaling.tools.figures import figure_source
 
+
 @pytest.mark.parametrize("page", facts.ANSWER, ids=lambda p: p.name)
 def test_every_number_in_the_prose_is_generated(page):
     missing = facts.unsourced(page, facts.generated_sources())

@@ -202,3 +202,27 @@ def test_a_checkpoint_from_before_networks_were_a_config_loads():
     model = ScalingClassifier(**upgrade_hparams(old))
     assert isinstance(model.net, MLP) and model.net.activation == "tanh" and model.net.layers.fc1.out_features == 50
     assert upgrade_hparams(model.hparams) == model.hparams  # a new one is left as it is
+
+
+def test_the_docs_network_example_learns(tmp_path, tiny_root):
+    """docs/extending.md's Tiny, as written, trains at the default lr: an example of an extension
+    shows it working (its first version averaged its channels away and sat at chance)."""
+    from tests.conftest import REPO
+
+    docs = (REPO / "docs" / "extending.md").read_text()
+    section = docs[docs.index("### Adding a network") :]
+    (tmp_path / "my_nets.py").write_text(section.split("```python\n", 1)[1].split("```", 1)[0])
+    (tmp_path / "conf" / "model" / "net").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "net" / "tiny.yaml").write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    run_dir = tmp_path / "run"
+    proc = train(
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "model/net=tiny",
+        f"data.root={tiny_root}",
+        *TINY,
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = read_metrics(run_dir)
+    assert record["network"]["class"] == "Tiny" and record["final"]["test/acc"] > 0.5, record["final"]
