@@ -1,6 +1,5 @@
 """Start-up shortcuts (issue 22): each one gives what the slow way gives, and steps aside where
-it might not. Hydra's extra composition to learn the run mode is skipped only when nothing can
-set that mode; the data's check, started in a thread before Lightning's import, stands in for
+it might not. The data's check, started in a thread before Lightning's import, stands in for
 ``prepare``'s own only when it found the cache sound, and otherwise writes and says nothing; the
 garbage collector, off while torch and Lightning import, is back on after, in the state it was in;
 and a command that only prints or is refused never imports torch."""
@@ -14,52 +13,17 @@ import textwrap
 import threading
 
 import pytest
-from hydra import initialize_config_dir
-from hydra._internal.hydra import Hydra
-from hydra.core.global_hydra import GlobalHydra
 
 from fmnist_scaling.data import sources
 from fmnist_scaling.run import cli, resolvers
 
 
-def hydra_get_mode(conf_dir, overrides: list[str]):
-    with initialize_config_dir(str(conf_dir), version_base="1.3"):
-        return GlobalHydra.instance().hydra.get_mode("train", overrides)
-
-
-def test_the_shipped_config_sets_no_run_mode():
-    """The premise of the shortcut: Hydra's own probe answers None for the shipped configs."""
+def test_the_shipped_config_sets_no_run_mode(tmp_path, monkeypatch):
+    """A sweep on a single run's command line is named only where no config sets the mode."""
     assert not cli._conf_sets_mode()
-    assert hydra_get_mode(resolvers.CONF_DIR, ["scaling=none", "+arch=cnn"]) is None
-
-
-def test_a_config_that_sets_the_mode_is_seen(tmp_path, monkeypatch):
     (tmp_path / "train.yaml").write_text("seed: 0\nhydra:\n  mode: MULTIRUN\n")
-    assert str(hydra_get_mode(tmp_path, [])) == "RunMode.MULTIRUN"  # what the probe is for
     monkeypatch.setattr(resolvers, "CONF_DIR", tmp_path)
     assert cli._conf_sets_mode()
-
-
-@pytest.mark.parametrize(
-    ("argv", "skipped"),
-    [
-        ([], True),
-        (["scaling=none", "seed=3"], True),
-        (["hydra.mode=MULTIRUN"], False),
-        (["+hydra.mode=RUN"], False),
-        (["hydra/launcher=basic"], False),
-        (["hydra.searchpath=[file://elsewhere]"], False),
-        (["--config-dir=elsewhere"], False),
-        (["-cd", "elsewhere"], False),
-    ],
-)
-def test_hydra_is_told_the_mode_only_when_nothing_can_set_it(tmp_path, monkeypatch, argv, skipped):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["train", *argv])
-    original, seen = Hydra.get_mode, []
-    cli.run(lambda: seen.append(Hydra.get_mode is not original))
-    assert seen == [skipped]
-    assert Hydra.get_mode is original  # put back after the run
 
 
 # ---- the data's check, started before Lightning's import (sources.check_ahead)

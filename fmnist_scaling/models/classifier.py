@@ -122,7 +122,7 @@ class ScalingClassifier(L.LightningModule):
             self.optimizers().optimizer,
             world_size=trainer.world_size,
             precision=trainer.precision,
-            detect_anomaly=getattr(trainer, "_detect_anomaly", False),
+            detect_anomaly=torch.is_anomaly_enabled(),  # Trainer(detect_anomaly=True) turns it on around fit
         )
 
     def on_train_epoch_start(self) -> None:

@@ -40,7 +40,15 @@ _BOUNDS = {nn.Sigmoid: (0.0, 1.0), nn.Tanh: (-1.0, 1.0), nn.Hardtanh: (-1.0, 1.0
 #: Activation modules the probe recognises: bounded ones are read for saturation, the rest for dead units.
 ACTIVATION_TYPES = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.SiLU, nn.ReLU6, nn.Mish, nn.Softplus, *_BOUNDS)
 # every batch norm, SyncBatchNorm (trainer.sync_batchnorm under DDP) and the lazy ones included
-_BATCH_NORMS = nn.modules.batchnorm._BatchNorm
+_BATCH_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LazyBatchNorm1d,
+    nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+)
 
 
 def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dict[str, Tensor]]:

@@ -13,13 +13,12 @@ listing (:mod:`fmnist_scaling.run.help`).
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from fmnist_scaling.run import experiment, resolvers
@@ -34,7 +33,8 @@ from fmnist_scaling.utils.log import log
 started_at: float | None = None
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
 PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
-#: Arguments that could set ``hydra.mode``, or bring configs (a Hydra group, another folder) that might.
+#: Arguments that could set ``hydra.mode``, or bring configs (a Hydra group, another folder) that
+#: might: a sweep on such a command line may be one Hydra runs as a multirun.
 _MAY_SET_MODE = re.compile(r"^[+~]*hydra([./](mode|searchpath)|/)|^(-cp|-cn|-cd|--config-|--experimental-rerun)")
 
 
@@ -83,33 +83,13 @@ def run(main: Callable[[], object]) -> None:
             print(text)
             return
     try:
-        with _known_mode(argv):
-            main()
+        main()
     except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's
         if full_error():
             raise
         fault = as_fault(err, "write the run folder")  # e.g. .hydra/ on a full disk
         log.error(f"error: {fault or err}")
         sys.exit(EXIT_FAULT if fault else EXIT_BAD_INPUT)  # else a usage error
-
-
-@contextlib.contextmanager
-def _known_mode(argv: list[str]) -> Iterator[None]:
-    """Before running, Hydra composes the whole config once more only to read ``hydra.mode``
-    (``Hydra.get_mode``: about 0.1 s of every run), which is None unless a config or an argument
-    sets it. No file in conf/ sets it; unless an argument could (an override of hydra.mode,
-    another config folder or search path), Hydra is handed that None without the composition."""
-    if any(_MAY_SET_MODE.match(a) for a in argv) or _conf_sets_mode():
-        yield
-        return
-    from hydra._internal.hydra import Hydra
-
-    get_mode = Hydra.get_mode
-    Hydra.get_mode = lambda self, config_name, overrides: None
-    try:
-        yield
-    finally:
-        Hydra.get_mode = get_mode
 
 
 def _conf_sets_mode() -> bool:
@@ -126,7 +106,7 @@ _MAYBE_SWEEP = re.compile(r",|\b(choice|range|glob|interval)\(")
 def sweep_without_multirun(argv: list[str]) -> str | None:
     """A sweep (``seed=0,1``) on the command line of a single run, as one line naming ``-m``: Hydra
     would print five lines and exit 1. None for a multirun, a list (``key=[a,b]``), a quoted
-    value, and wherever a config or an argument could set the mode (see :func:`_known_mode`)."""
+    value, and wherever a config or an argument could set the mode."""
     # paths quoted first, as Hydra will get them: a sweep job's folder has commas in its name
     values = [
         a for a in quote_paths(argv) if "=" in a and not a.startswith("-") and _MAYBE_SWEEP.search(a.split("=", 1)[1])

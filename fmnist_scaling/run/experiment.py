@@ -59,10 +59,6 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
-def shell(words: list[str]) -> str:
-    return " ".join(shlex.quote(w) for w in words)
-
-
 def resume_overrides(overrides: list[str]) -> list[str]:
     """The overrides a resume repeats: those of the experiment, and those that locate the data."""
     return [o for o in overrides if not harmless(override_key(o)) or override_key(o) in LOCATE_THE_DATA]
@@ -71,7 +67,7 @@ def resume_overrides(overrides: list[str]) -> list[str]:
 def resume_command(run_dir: Path, overrides: list[str]) -> str:
     """The command that continues this run: its folder, the overrides that made its experiment
     and those that locate its data."""
-    return f"python -m fmnist_scaling.train {shell(['resume=' + str(run_dir), *resume_overrides(overrides)])}"
+    return f"python -m fmnist_scaling.train {shlex.join(['resume=' + str(run_dir), *resume_overrides(overrides)])}"
 
 
 def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
@@ -139,7 +135,7 @@ def check_same_experiment(
         if not any(k == g or k.startswith(g + ".") for g in in_groups)
     ]
     shown = ", ".join(named[:4]) + (f" and {len(named) - 4} more" if len(named) > 4 else "")
-    own = shell(resume_overrides(previous.get("overrides", [])))
+    own = shlex.join(resume_overrides(previous.get("overrides", [])))
     if in_sweep:
         raise ConfigError(f"{run_dir} holds a run of other settings: {shown}; sweep into another hydra.sweep.dir")
     if cfg.get("resume") is None:  # hydra.run.dir named the folder of an earlier run

@@ -263,13 +263,16 @@ def leaves(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, bool, bool]
     arguments; ``interpolated``: the leaf's value is an interpolation (``${seed}``)."""
     for name in cfg:
         key = f"{prefix}{name}"
-        node = cfg._get_node(name)
-        if isinstance(node, DictConfig) and not node._is_none() and rule_for(key) is None:
+        if OmegaConf.is_interpolation(cfg, name) or OmegaConf.is_missing(cfg, name):
+            yield key, True, OmegaConf.is_interpolation(cfg, name)
+            continue
+        node = cfg[name]  # not an interpolation: reading it resolves nothing here (a None mapping reads None)
+        if isinstance(node, DictConfig) and rule_for(key) is None:
             foreign = _foreign(key, node)
             for inner, own, interpolated in leaves(node, f"{key}."):
                 yield inner, own and not (foreign and not inner.endswith("._target_")), interpolated
         else:
-            yield key, True, node._is_interpolation()
+            yield key, True, False
 
 
 def _foreign(key: str, node: DictConfig) -> bool:
