@@ -99,3 +99,14 @@ def test_a_loss_limit_breaks_no_later_and_names_the_loss(tiny_root):
     at = next(t for t in strict["trials"] if t["lr"] == strict["critical_lr"] and t["seed"] == 0)
     assert "loss" in at["why"] and at["loss"] > 0.5
     assert all(t["loss"] <= 0.5 for t in strict["trials"] if not t["broken"])
+
+
+def test_the_threshold_takes_a_network_that_wants_images(tiny_root):
+    """The CNN takes (1, 28, 28) inputs: the case's data gives them, as train's does (it once
+    handed the CNN flat rows and failed)."""
+    overrides = ["scaling=max", "+arch=cnn", f"data.root={tiny_root}", "data.verify=false", "data.val_size=100"]
+    case = threshold.Case(overrides)
+    assert case.data.scaled("train")[0].shape[1:] == (1, 28, 28)
+    assert case.eigenvalue() > 0 and case.sharpness(0) > 0
+    trial = case.trial(0.1, seed=0)
+    assert 0.0 <= trial["dead_frac"] <= 1.0 and trial["acc"] > 0.1

@@ -130,7 +130,8 @@ class Case:
 
         self.cfg = compose(overrides)
         validate(self.cfg, before_hydra=True)  # outside a Hydra run: its ${hydra:...} paths are not needed
-        self.data = instantiate(self.cfg.data, scaling=instantiate(self.cfg.scaling))
+        shape = instantiate(self.cfg.model, _recursive_=False).input_shape  # as train: flat, or (1, H, W)
+        self.data = instantiate(self.cfg.data, scaling=instantiate(self.cfg.scaling), input_shape=shape)
         self.data.prepare_data()
         self.data.setup("fit")
 
