@@ -13,3 +13,10 @@ The package in three parts (dependencies point down the list, never up):
 """
 
 __version__ = "0.1.0"
+
+from fmnist_scaling.utils.versions import wrong_version as _wrong_version  # noqa: E402 - first, before any import of them
+
+# another release of OmegaConf, Hydra or Lightning than the code was written for: said at once, in
+# one line (`python -m` prints an ImportError of the package as one), before their own warnings
+if _problem := _wrong_version():
+    raise ImportError(_problem)
