@@ -30,7 +30,8 @@ from fmnist_scaling.run.experiment import (
     override_key,
     previous_record,
 )
-from fmnist_scaling.run.lifecycle import StopRun, StopSignals, end_early, reject
+from fmnist_scaling.run.folder_lock import only_writer
+from fmnist_scaling.run.lifecycle import StopRun, StopSignals, busy, end_early, reject
 from fmnist_scaling.run.threads import choose_threads
 from fmnist_scaling.run.validate import validate
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, root_cause
@@ -41,12 +42,20 @@ from fmnist_scaling.utils.log import follow_hydra_files, log
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Check the config and the run folder; skip a finished run; else train. Returns the run's
-    headline accuracy (what a sweeper optimises)."""
+    """Hold the run folder (one process at a time), check the config and the folder, skip a
+    finished run, else train. Returns the run's headline accuracy (what a sweeper optimises)."""
     main_at = time.time()  # the command line checked, the config composed, the run folder made
     hydra_cfg = HydraConfig.get()
     run_dir, in_sweep = Path(hydra_cfg.runtime.output_dir), hydra_cfg.mode == RunMode.MULTIRUN
     follow_hydra_files()
+    with only_writer(run_dir) as alone:
+        if not alone:  # the same run, already under way in another process: it is left to finish
+            return busy(run_dir, in_sweep)
+        return checked_run(cfg, hydra_cfg, run_dir, in_sweep, main_at)
+
+
+def checked_run(cfg: DictConfig, hydra_cfg: Any, run_dir: Path, in_sweep: bool, main_at: float) -> float:
+    """The checks of the config and the folder, then the skip of a finished run or :func:`train`."""
     previous = None
     try:
         previous = previous_record(run_dir, in_sweep)

@@ -644,3 +644,34 @@ def test_a_path_starting_with_a_tilde_is_the_home_folder(monkeypatch):
     ]
     # the tools' path options too (argparse's type: the shell leaves --out=~/x as it is)
     assert user_path("~/runs") == Path("/home/someone/runs") and user_path("a~b") == Path("a~b")
+
+
+# ---- 10. one process at a time in a run folder
+
+
+def test_a_second_process_in_a_run_folder_trains_nothing_there(tmp_path, tiny_root):
+    import fcntl
+
+    proc, run_dir = tiny_run(tmp_path, tiny_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.name != "train.log"}
+    fd = os.open(run_dir, os.O_RDONLY)  # another process's run holds the folder
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        again, _ = tiny_run(tmp_path, tiny_root, f"resume={run_dir}", "trainer.max_epochs=2")
+        assert_one_line(again, EXIT_BAD_INPUT, f"{run_dir} is being trained by another process")
+        sweep = tmp_path / "sweep"
+        held = sweep / "data.val_size=100,data.verify=False,scaling=max,seed=0,trainer.max_epochs=1"  # a job's folder
+        held.mkdir(parents=True)
+        job = os.open(held, os.O_RDONLY)  # the same sweep, started a moment earlier, trains this job
+        fcntl.flock(job, fcntl.LOCK_EX)
+        swept = train(
+            "-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "scaling=max", "seed=0,1", cwd=tmp_path
+        )
+        assert swept.returncode == 0, swept.stderr[-3000:]
+        assert f"{held} is being trained by another process" in swept.stderr + swept.stdout
+        assert not (held / "metrics.json").exists() and len(list(sweep.glob("*seed=1*/metrics.json"))) == 1
+    finally:
+        os.close(fd)
+    after = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.name != "train.log"}
+    assert after == before  # not a file of the held run touched

@@ -112,6 +112,17 @@ def end_early(
     sys.exit(getattr(known, "exit_code", EXIT_FAULT))
 
 
+def busy(run_dir: Path, in_sweep: bool) -> float:
+    """Another process trains in ``run_dir``: a sweep job says so and goes on (NaN), a single run
+    exits 2; nothing in the folder is touched."""
+    message = f"{run_dir} is being trained by another process; this one leaves it to finish"
+    if in_sweep:
+        log.warning(f"warning: {message}")
+        return math.nan
+    log.error(f"error: {message}")
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, Any] | None) -> float:
     """One line on stderr. A single run exits (2 for bad input, 3 for a fault, 130/143 for a
     signal) and leaves no half-made run folder behind; a sweep job records the failure (the

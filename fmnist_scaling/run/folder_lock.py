@@ -1,0 +1,29 @@
+"""One process at a time in a run folder: the same sweep started twice into one
+``hydra.sweep.dir`` trained every job twice at the same moment (two sets of TensorBoard events,
+``last-v1.ckpt`` beside ``last.ckpt``, an interleaved ``train.log``). A run holds an exclusive
+lock on its folder itself (``flock`` on the directory: no file is added, and the lock goes with
+the process, however it ends); a second process that finds it held trains nothing there."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def only_writer(run_dir: Path) -> Iterator[bool]:
+    """Hold ``run_dir``'s lock for the block; yields False (and holds nothing) where another
+    process holds it."""
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # and with it the lock
