@@ -371,6 +371,19 @@ def gain_family() -> list[tuple[str, str, str]]:
     ]
 
 
+#: The offsets' predicted bands of the critical lr, as committed in threshold_offset_prediction.md (0eacb15).
+OFFSET_BANDS = {"offset 0.5": (0.243, 0.391), "offset 1": (0.153, 0.246), "offset 3": (0.0607, 0.0976)}
+
+
+def offsets() -> list[tuple[str, str, str]]:
+    """How far each offset's measured critical lr lies below its committed band."""
+    cases = threshold_cases()
+    return [
+        (f"{name}: the band's low end over the critical lr", f"{low / cases[name]['lr']:.2g}", "threshold_variants.md")
+        for name, (low, _) in OFFSET_BANDS.items()
+    ]
+
+
 #: The networks of threshold_networks_prediction.md (commit 4dd2eaa), and the gain R is predicted
 #: to be within two grid steps of: 255 (the input gain of `none` over `max`), 1 behind an input BatchNorm.
 NETWORKS = {"hidden250": 255, "hidden2000": 255, "two_layers": 255, "mlp_he": 255, "cnn": 255, "mlp_bn": 1}
@@ -407,6 +420,7 @@ FACTS_OF: tuple[Callable[[], list[tuple[str, str, str]]], ...] = (
     bench,
     derived,
     gain_family,
+    offsets,
     networks,
 )
 
