@@ -44,6 +44,7 @@ GENERATED = (
     "sharpness_trajectories.md",
     "digits_study.md",
     "digits_threshold.md",
+    "threshold_networks.md",
     "facts.md",
 )
 #: The benchmark record the README quotes (``make bench``, written with ``--out``).
@@ -396,7 +397,9 @@ def networks() -> list[tuple[str, str, str]]:
 
     if not (DOCS / "threshold_networks.md").is_file():
         return []
-    rows, outside = [], []
+    reference = threshold_cases()
+    rows = [("R on the article's MLP", f"{reference['max']['lr'] / reference['none']['lr']:.3g}", "threshold.md")]
+    outside = []
     for name, gain in NETWORKS.items():
         cases = {r["case"]: at_threshold(r) for r in section("threshold_networks.md", name)}
         ratio = cases["max"]["lr"] / cases["none"]["lr"]
@@ -411,6 +414,8 @@ def networks() -> list[tuple[str, str, str]]:
             )
         )
     rows.append(("networks outside their band", f"{len(outside)} of {len(NETWORKS)}", "threshold_networks.md"))
+    widths = re.findall(r"threshold_net_\w+ 'model\.net\.hidden=\[(\d+)\]'", (REPO / "Makefile").read_text())
+    rows.append(("widths of the one-layer MLPs measured", ", ".join(widths), "Makefile, docs: the threshold's commands"))
     return rows
 
 
