@@ -415,7 +415,7 @@ def networks() -> list[tuple[str, str, str]]:
         )
     rows.append(("networks outside their band", f"{len(outside)} of {len(NETWORKS)}", "threshold_networks.md"))
     widths = re.findall(r"threshold_net_\w+ 'model\.net\.hidden=\[(\d+)\]'", (REPO / "Makefile").read_text())
-    rows.append(("widths of the one-layer MLPs measured", ", ".join(widths), "Makefile, docs: the threshold's commands"))
+    rows.append(("widths of the one-layer MLPs measured", ", ".join(widths), "Makefile, docs: the commands"))
     return rows
 
 
