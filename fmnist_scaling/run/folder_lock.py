@@ -12,11 +12,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+#: Set to another rank than 0 in the other processes of one distributed run (Lightning's DDP
+#: children, the nodes of a multi-node run, SLURM's tasks): rank 0 holds the folder for all of them.
+RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
 
 @contextlib.contextmanager
 def only_writer(run_dir: Path) -> Iterator[bool]:
     """Hold ``run_dir``'s lock for the block; yields False (and holds nothing) where another
-    process holds it."""
+    process holds it. A distributed run's other ranks hold nothing and yield True."""
+    if any(os.environ.get(name, "0") != "0" for name in RANK_VARIABLES):
+        yield True
+        return
     fd = os.open(run_dir, os.O_RDONLY)
     try:
         try:
