@@ -675,3 +675,31 @@ def test_a_second_process_in_a_run_folder_trains_nothing_there(tmp_path, tiny_ro
         os.close(fd)
     after = {p.relative_to(run_dir): p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.name != "train.log"}
     assert after == before  # not a file of the held run touched
+
+
+def test_the_best_lr_is_one_whose_runs_all_trained(tmp_path):
+    from fmnist_scaling.tools import report
+
+    sweep = tmp_path / "sweep"
+    final = {"val/acc": 0.12, "train_full/acc": 0.12, "test/acc": 0.12}
+    for seed in range(3):  # lr 1: two seeds diverged, the third sits at chance, yet scores highest
+        diverged = {"status": "diverged", "final": {}, "history": []}
+        at_chance = {"status": "completed", "collapsed": True, "final": final, "history": []}
+        write_job(sweep, f"a{seed}", ["model.optimizer.lr=1", f"seed={seed}"], diverged if seed else at_chance)
+        low = {"status": "completed", "collapsed": True, "final": {**final, "val/acc": 0.11}, "history": []}
+        write_job(sweep, f"b{seed}", ["model.optimizer.lr=0.1", f"seed={seed}"], low)
+    report.write_report(sweep)
+    assert _lr_grid_row(sweep).endswith("| - |")  # no lr trained: none is the best
+    write_job(
+        sweep,
+        "c0",
+        ["model.optimizer.lr=0.01", "seed=0"],
+        {"status": "completed", "final": {**final, "val/acc": 0.5}, "history": []},
+    )
+    report.write_report(sweep)
+    assert _lr_grid_row(sweep).endswith("| 0.01 |")
+
+
+def _lr_grid_row(sweep: Path) -> str:
+    grid = (sweep / "summary.md").read_text().split("by learning rate:", 1)[1]
+    return [line for line in grid.splitlines() if line.startswith("|")][2]

@@ -243,20 +243,25 @@ def _diagnostics(keys: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
-    """With the learning rate swept: accuracy per lr for each other configuration, and the best lr."""
+    """With the learning rate swept: accuracy per lr for each other configuration, and the best lr:
+    the highest accuracy among the lrs whose every run completed and none collapsed ("-": none)."""
     if LR_KEY not in keys:
         return ""
     others = [k for k in keys if k != LR_KEY]
     lrs = sorted({r[LR_KEY] for r in rows}, key=float)
     metric = _headline_column(rows)
     table: dict[tuple, dict[str, float]] = {}
+    healthy: dict[tuple, set[str]] = {}
     for row in rows:
         table.setdefault(tuple(row[k] for k in others), {})[row[LR_KEY]] = row[metric]
+        if row["runs"] and not any(row[c] for c in COUNTS[1:]):  # none diverged, collapsed, stopped, ...
+            healthy.setdefault(tuple(row[k] for k in others), set()).add(row[LR_KEY])
     lines = [f"\n{METRICS[metric][0]} % by learning rate:\n", "| " + " | ".join([*others, *lrs, "best lr"]) + " |"]
     lines.append("|" + "---|" * (len(others) + len(lrs) + 1))
     for values, by_lr in sorted(table.items()):
         finite = {lr: acc for lr, acc in by_lr.items() if not math.isnan(acc)}
-        best = max(finite, key=finite.get) if finite else "-"
+        candidates = {lr: acc for lr, acc in finite.items() if lr in healthy.get(values, set())}
+        best = max(candidates, key=candidates.get) if candidates else "-"
         cells = [f"{100 * by_lr[lr]:.1f}" if lr in finite else "-" for lr in lrs]
         lines.append("| " + " | ".join([*values, *cells, best]) + " |")
     return "\n".join(lines) + "\n"
