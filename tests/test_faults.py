@@ -703,3 +703,16 @@ def test_the_best_lr_is_one_whose_runs_all_trained(tmp_path):
 def _lr_grid_row(sweep: Path) -> str:
     grid = (sweep / "summary.md").read_text().split("by learning rate:", 1)[1]
     return [line for line in grid.splitlines() if line.startswith("|")][2]
+
+
+def test_a_setting_that_changes_no_result_names_no_job_folder(tmp_path, tiny_root):
+    """callbacks.progress.refresh_rate (a key under callbacks.progress, which changes no result)
+    was part of a job's folder name: adding it to a finished sweep's command trained it again."""
+    sweep = tmp_path / "sweep"
+    common = ["-m", *TINY, f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", "scaling=max", "seed=0"]
+    first = train(*common, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = train(*common, "callbacks.progress.refresh_rate=8", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (job,) = [p.parent for p in sweep.glob("*/metrics.json")]  # one folder: the same job, skipped
+    assert "refresh_rate" not in job.name and "already completed, skipped" in again.stderr + again.stdout

@@ -110,7 +110,27 @@ def group_choices(group: str) -> list[str]:
 
 OmegaConf.register_new_resolver("run_dir", new_run_dir, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
-OmegaConf.register_new_resolver("not_the_experiment", lambda: list(experiment.NOT_IN_JOB_NAMES), replace=True)
+
+
+def not_in_job_names() -> list[str]:
+    """:data:`~fmnist_scaling.run.experiment.NOT_IN_JOB_NAMES` and, for a mapping among them
+    (``callbacks.progress``), each key under it in the shipped config: Hydra leaves out of a job's
+    folder name only the exact keys it is given, so ``callbacks.progress.refresh_rate=8`` named a
+    new folder and a finished sweep ran again."""
+    import yaml
+
+    keys = list(experiment.NOT_IN_JOB_NAMES)
+    for key in experiment.NOT_IN_JOB_NAMES:
+        group, _, rest = key.partition(".")
+        path = CONF_DIR / group / "default.yaml"
+        node = yaml.safe_load(path.read_text()) if rest and path.is_file() else None
+        for part in rest.split(".") if node else ():
+            node = node.get(part) if isinstance(node, dict) else None
+        keys += [f"{key}.{name}" for name in node] if isinstance(node, dict) else []
+    return keys
+
+
+OmegaConf.register_new_resolver("not_the_experiment", not_in_job_names, replace=True)
 OmegaConf.register_new_resolver("dataset", dataset_fact, replace=True)
 OmegaConf.register_new_resolver("scaling_modes", lambda: ",".join(group_choices("scaling")), replace=True)
 # a group override (model/optimizer=adam) in a job's folder name must not open a subfolder
