@@ -164,8 +164,14 @@ def main(cfg: DictConfig) -> None:
         sys.exit(fault.exit_code if fault else EXIT_FAULT)
 
 
-#: What evaluate takes from its command line; the rest comes from the checkpoint.
-OPTIONS = "ckpt_path, data.root, data.local_copy, data.download, data.eval_batch_size, accelerator"
+def options() -> str:
+    """What evaluate takes from its command line (conf/evaluate.yaml's keys); the rest comes from
+    the checkpoint."""
+    import yaml
+
+    conf = yaml.safe_load((CONF_DIR / "evaluate.yaml").read_text())
+    keys = [k for k in conf if k not in ("defaults", "hydra")]
+    return ", ".join(k2 for k in keys for k2 in ([f"{k}.{i}" for i in conf[k]] if isinstance(conf[k], dict) else [k]))
 
 
 def not_an_option(argv: list[str]) -> str | None:
@@ -181,7 +187,7 @@ def not_an_option(argv: list[str]) -> str | None:
         if key != bare or choice:
             return (
                 f"{arg} is not an option of evaluate: the dataset, the scaling and the network come from the "
-                f"checkpoint, and the data is read from data.root; evaluate takes {OPTIONS}"
+                f"checkpoint, and the data is read from data.root; evaluate takes {options()}"
             )
     return None
 
