@@ -21,7 +21,7 @@ help:
 	@echo "  make data           find, check and cache Fashion-MNIST (Debian copy, download) ~5 s"
 	@echo "  make article        the article's experiment: none, max x 3 seeds, all 60k    ~1.5 min"
 	@echo "  make study          every scaling mode x 3 seeds, 2 jobs side by side          ~3.5 min"
-	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~100 min"
+	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~2 h"
 	@echo "  make bench          the benchmark against plain loops, the sweep, the cost curve ~25 min"
 	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
 	@echo "  make clean          remove runs and sweeps (lightning_logs/runs, multirun)"
@@ -85,7 +85,7 @@ article: data
 # init), the threshold table, the overlay at gains that are not powers of two, the article's
 # sigmoid network, the training speed, the study and threshold on the 8 x 8 digits, the threshold's
 # variants (definitions, batch, offsets, whitened inputs, epochs) and the sharpness along an epoch,
-# 2 jobs at a time (about 100 minutes on 2 cores). Re-running skips
+# 2 jobs at a time (about 2 hours on 2 cores). Re-running skips
 # finished jobs (the threshold table is measured again).
 SWEEPS := lightning_logs/multirun
 docs: data digits
