@@ -22,7 +22,7 @@ help:
 	@echo "  make article        the article's experiment: none, max x 3 seeds, all 60k    ~1.5 min"
 	@echo "  make study          every scaling mode x 3 seeds, 2 jobs side by side          ~3.5 min"
 	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~2 h"
-	@echo "  make bench          the benchmark against plain loops, the sweep, the cost curve ~25 min"
+	@echo "  make bench          the benchmark against plain loops, sweep, cost curve: docs/bench/ ~25 min"
 	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
 	@echo "  make clean          remove runs and sweeps (lightning_logs/runs, multirun)"
 
@@ -130,6 +130,7 @@ docs: data digits
 	cp lightning_logs/threshold/threshold.md docs/threshold.md
 	$(PY) -m fmnist_scaling.tools.facts
 
+# The benchmark's JSON record: docs/bench/bench_<time>.json (docs/bench/README.md names the latest)
 bench: data
 	$(PY) -m fmnist_scaling.tools.bench
 

@@ -11,7 +11,7 @@ repetition (median and range: what a drifting machine moves least), time from la
 the first training step, peak RSS (and GPU memory on a GPU); where a project run's time goes,
 stage by stage (imports, config, data, training steps, evaluation passes, ...); then what a sweep of N jobs in one
 process costs against N single runs; then the project's time per epoch by batch size and hidden
-width. Writes everything as JSON (``--out``). Run it on a quiet machine:
+width. Writes everything as JSON (``docs/bench/bench_<time>.json``, or ``--out``). Run it on a quiet machine:
 other busy processes distort timings far more than run-to-run noise.
 """
 
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN against a plain loop of it")
-    parser.add_argument("--out", type=user_path, help="JSON file (default: lightning_logs/bench/<time>.json)")
+    parser.add_argument("--out", type=user_path, help="JSON file (default: docs/bench/bench_<time>.json)")
     parser.add_argument(
         "--baseline",
         type=user_path,
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (1 if args.quick else 5)
     reps = args.reps or (1 if args.quick else 5)
     root = str(Path(args.root).resolve())
-    out = args.out or Path("lightning_logs/bench") / f"bench_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    out = args.out or Path("docs/bench") / f"bench_{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
 
     from fmnist_scaling.data import sources

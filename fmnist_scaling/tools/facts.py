@@ -48,7 +48,7 @@ GENERATED = (
     "facts.md",
 )
 #: The benchmark record the README quotes (``make bench``, written with ``--out``).
-BENCH = "bench_cpu_5epochs_s9_reps5.json"
+BENCH = "bench/bench_cpu_5epochs_s9_reps5.json"
 #: A number as prose prints it: 60,000; 85.6; 1e-2; 7.17e6 (a digit glued to a word is a name: fc1, tab10).
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
 #: What is not prose: fenced code, inline code, link targets, HTML comments, quotes, a citation's year.
