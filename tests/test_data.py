@@ -6,6 +6,7 @@ import torch
 from fmnist_scaling.data import sources
 from fmnist_scaling.data.datamodule import ImageDataModule, TensorBatches
 from fmnist_scaling.data.scaling import MaxScaling, NoScaling, Standardize
+from tests.conftest import write_idx
 
 
 def module(root, scaling=None, **kwargs):
@@ -41,13 +42,28 @@ def test_validation_split_is_the_same_for_every_mode_and_seed(tiny_root):
     assert not torch.equal(a.scaled("val")[0], c.scaled("val")[0])
 
 
-def test_statistics_are_fit_on_the_training_part_only(tiny_root):
-    dm = module(tiny_root, Standardize(), val_size=100)
-    train, held_out = (dm.splits[name][0].double() for name in ("train", "val"))
-    assert float(dm.scaling.mean) == pytest.approx(float(train.mean()), rel=1e-6)
-    assert float(dm.scaling.std) == pytest.approx(float(train.std(correction=0)), rel=1e-6)
-    # the statistics of training and validation images together are another number: no leak
-    assert float(dm.scaling.mean) != pytest.approx(float(torch.cat([train, held_out]).mean()), rel=1e-6)
+def test_statistics_are_fit_on_the_training_part_only(tmp_path):
+    n, val_size, labels = 600, 100, torch.arange(600) % 10
+    # which images the split holds out: each image writes its index into its first two pixels
+    tagged = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    tagged[:, 0, 0], tagged[:, 0, 1] = torch.arange(n) // 256, torch.arange(n) % 256
+    for prefix in ("train", "t10k"):
+        write_idx(sources.raw_folder(tmp_path / "tagged"), prefix, tagged, labels)
+    held = module(tmp_path / "tagged", NoScaling(), val_size=val_size).splits["val"][0].long()
+    held_out = held[:, 0] * 256 + held[:, 1]
+    assert len(set(held_out.tolist())) == val_size
+    # images whose two parts differ: the training part half 0, half 100 (mean 50, std 50); the
+    # held-out images all 250 (statistics of all 600 together: mean 83.3, std 87.4)
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    images[:, 14:] = 100
+    images[held_out] = 250
+    for prefix in ("train", "t10k"):
+        write_idx(sources.raw_folder(tmp_path / "parts"), prefix, images, labels)
+    dm = module(tmp_path / "parts", Standardize(), val_size=val_size)
+    assert float(dm.scaling.mean) == pytest.approx(50.0, rel=1e-4)
+    assert float(dm.scaling.std) == pytest.approx(50.0, rel=1e-4)
+    val = dm.scaled("val")[0]  # the held-out images through the training part's statistics
+    assert torch.allclose(val, torch.full_like(val, (250 - 50) / 50), rtol=1e-4)
 
 
 def test_val_size_out_of_range_is_rejected(tiny_root):
