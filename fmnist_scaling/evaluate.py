@@ -20,6 +20,7 @@ from fmnist_scaling.run.cli import override_keys, unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
 from fmnist_scaling.run.resolvers import CONF_DIR
+from fmnist_scaling.utils.compat import exit_without_teardown
 from fmnist_scaling.utils.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAULT,
@@ -30,7 +31,6 @@ from fmnist_scaling.utils.errors import (
     full_error,
     root_cause,
 )
-from fmnist_scaling.utils.exit import exit_at_once
 from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import log
 
@@ -207,4 +207,4 @@ def cli() -> None:
 
 if __name__ == "__main__":
     cli()
-    exit_at_once()
+    exit_without_teardown()

@@ -34,8 +34,8 @@ from fmnist_scaling.run.folder_lock import only_writer
 from fmnist_scaling.run.lifecycle import StopRun, StopSignals, busy, end_early, reject
 from fmnist_scaling.run.threads import choose_threads
 from fmnist_scaling.run.validate import validate
+from fmnist_scaling.utils.compat import exit_without_teardown
 from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, root_cause
-from fmnist_scaling.utils.exit import exit_at_once
 from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import follow_hydra_files, log
 
@@ -176,4 +176,4 @@ def build_model(cfg: DictConfig) -> Any:
 
 if __name__ == "__main__":
     cli.run(main)
-    exit_at_once()
+    exit_without_teardown()

@@ -118,7 +118,7 @@ def test_parallel_launcher_runs_two_jobs_with_one_thread_each(tmp_path, real_roo
         f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
         # the sweep takes about 15 s; a command that waits out joblib's idle workers at its end
-        # takes over 300 s (exit_at_once without the threading module's exit callbacks did)
+        # takes over 300 s (an exit without the threading module's exit callbacks did)
         timeout=150,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

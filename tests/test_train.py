@@ -85,17 +85,3 @@ def test_ddp_on_two_cpu_processes(tmp_path, real_root):
     assert metrics["status"] == "completed" and metrics["history"][0]["step"] == 5 * 16
     assert metrics["train_step"] == "autograd (2 processes (DDP reduces gradients through autograd))"
     assert 0.5 < metrics["final"]["test/acc"] < 1.0
-
-
-def test_exit_at_once_runs_the_exit_handlers_and_flushes_first(tmp_path):
-    import subprocess
-    import sys
-
-    script = (
-        "import atexit, pathlib, sys; from fmnist_scaling.utils.exit import exit_at_once; "
-        f"atexit.register(lambda: pathlib.Path({str(tmp_path / 'handled')!r}).write_text('yes')); "
-        "print('buffered', end=''); sys.stderr.write('said'); exit_at_once(); print('never')"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout == "buffered" and proc.stderr == "said"
-    assert (tmp_path / "handled").read_text() == "yes"

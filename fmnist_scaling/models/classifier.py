@@ -17,6 +17,7 @@ from fmnist_scaling.models import fused
 from fmnist_scaling.models.gain import apply_gain
 from fmnist_scaling.models.networks import first_weighted, initialize, input_shape_of
 from fmnist_scaling.models.networks import input_norm as input_norm_layer
+from fmnist_scaling.utils.compat import counted_step
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
@@ -130,7 +131,10 @@ class ScalingClassifier(L.LightningModule):
 
     def training_step(self, batch: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
         """K SGD steps, one per minibatch of ``batch`` (see ``data.steps_per_batch``)."""
-        losses, logits = self.sgd_steps(batch, self.optimizers())
+        optimizer = self.optimizers()
+        steps = [self._lightning_step(x, y, optimizer) for x, y in batch]
+        losses = torch.stack([loss.detach() for loss, _ in steps])
+        logits = torch.cat([out.detach() for _, out in steps])
         labels = torch.cat([y for _, y in batch])
         # running metrics, accumulated on the device and logged once per epoch
         self.accuracy["train_acc"].update(logits, labels)
@@ -139,7 +143,19 @@ class ScalingClassifier(L.LightningModule):
         if batch_idx == self._last_batch or self.diverged_at:
             self._log_train_epoch()
 
-    # ---- the SGD steps, for any network (the network knows nothing of them)
+    def _lightning_step(self, x: Tensor, y: Tensor, optimizer: Any) -> tuple[Tensor, Tensor]:
+        """One SGD step in training: counted in ``global_step``; through autograd, the backward
+        pass and the step go through Lightning (its precision and DDP handling)."""
+        if self.step_kind == "fused":
+            return counted_step(optimizer, lambda: self.sgd_step(x, y, optimizer.optimizer))
+        out = self(x)
+        loss = self.loss_fn(out, y)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        return loss, out
+
+    # ---- the SGD step, for any network (the network knows nothing of it)
     def choose_step(self, optimizer: torch.optim.Optimizer, **trainer: Any) -> str:
         """Set ``step_kind``: ``fused`` where :func:`fmnist_scaling.models.fused.sgd_step` makes the same
         update as autograd and ``optimizer`` (``trainer``: world_size, precision, detect_anomaly),
@@ -152,33 +168,19 @@ class ScalingClassifier(L.LightningModule):
         self.step_kind = "fused" if reason is None else f"autograd ({reason})"
         return self.step_kind
 
-    def sgd_steps(self, batch: list[tuple[Tensor, Tensor]], optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
-        """One SGD step on each minibatch of ``batch``, in order; returns the losses and the
-        logits of every step as they were before its update. ``optimizer``: Lightning's (it
-        counts ``global_step``) in training, or a plain one (the threshold's epochs)."""
-        losses, logits = [], []
-        lr = optimizer.param_groups[-1]["lr"]  # with a first-layer lr, the first group is that layer's weight
-        first_lr = optimizer.param_groups[0]["lr"]
-        counts = hasattr(optimizer, "_on_before_step")  # Lightning's step counter, as optimizer.step() calls it
-        for x, y in batch:
-            if self.step_kind == "fused":
-                if counts:
-                    optimizer._on_before_step()
-                loss, out = fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
-                if counts:
-                    optimizer._on_after_step()
-            else:
-                out = self(x)
-                loss = self.loss_fn(out, y)
-                optimizer.zero_grad()
-                if self._trainer is not None:
-                    self.manual_backward(loss)
-                else:
-                    loss.backward()
-                optimizer.step()
-            losses.append(loss.detach())
-            logits.append(out.detach())
-        return torch.stack(losses), torch.cat(logits)
+    def sgd_step(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """One step of ``optimizer`` (a plain torch one) on ``(x, y)``, of the kind ``step_kind``
+        names; returns the loss and the logits as they were before the update."""
+        if self.step_kind == "fused":
+            # with a first-layer lr, the first group is that layer's weight
+            lr, first_lr = optimizer.param_groups[-1]["lr"], optimizer.param_groups[0]["lr"]
+            return fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
+        out = self(x)
+        loss = self.loss_fn(out, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss, out
 
     def _check_divergence(self, losses: Tensor) -> None:
         nonfinite = ~torch.isfinite(losses)

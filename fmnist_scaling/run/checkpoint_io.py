@@ -1,4 +1,5 @@
-"""Checkpoints: written so that they never leave a truncated file, and read back safely.
+"""Checkpoints: saved at the end of whole epochs, written so that they never leave a truncated
+file, and read back safely.
 
 Lightning's ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies
 in the system's temporary folder; committing moves it, which across file systems is a copy, and a
@@ -13,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fmnist_scaling.utils.errors import ConfigError
@@ -50,3 +53,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ConfigError(f"{path} is not a checkpoint of fmnist_scaling (no state_dict / hyper_parameters in it)")
     return checkpoint
+
+
+class WholeEpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, saving only at the end of an epoch that ran whole (or
+    diverged, where the run ends). A limit (``max_time``, ``max_steps``) that stops a run inside
+    an epoch leaves the last whole epoch's checkpoint, so a resumed run redoes that epoch from
+    its start, as after Ctrl-C: from a checkpoint inside an epoch, Lightning would skip the
+    epoch's rest. Its state is stored under ``ModelCheckpoint``'s key: checkpoints of either load."""
+
+    batches_this_epoch = 0
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.batches_this_epoch = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        self.batches_this_epoch += 1
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        whole = self.batches_this_epoch >= trainer.num_training_batches
+        if whole or getattr(pl_module, "diverged_at", None):
+            super().on_train_epoch_end(trainer, pl_module)

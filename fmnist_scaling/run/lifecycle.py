@@ -49,6 +49,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.trainer: Any = None
         self.received: str | None = None
+        self.forwarding = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
@@ -62,6 +63,9 @@ class StopSignals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.forwarding:  # the SIGTERM sent below, after Lightning's own handler saw it
+            self.forwarding = False
+            return
         name = signal.Signals(signum).name
         if self.trainer is None:
             raise StopRun(name)
@@ -69,9 +73,12 @@ class StopSignals:
         self.received = self.received or name
         if not first:
             raise KeyboardInterrupt  # the second signal: at once (Lightning then exits)
-        self.trainer._signal_connector.received_sigterm = True  # Lightning's stop at a step boundary
         if signum == signal.SIGINT:
             log.warning("\nstopping at the next step boundary (Ctrl-C again to stop at once)")
+            # Lightning stops at a step boundary on SIGTERM: its handler, which runs before this
+            # one while it trains or tests, sets trainer.received_sigterm. Ctrl-C is passed on as one.
+            self.forwarding = True
+            signal.raise_signal(signal.SIGTERM)
 
 
 def end_early(

@@ -193,12 +193,6 @@ class RunRecorder(L.Callback):
         first = self.history[-1]["step"] if self.history and self.history[-1]["epoch"] < entry["epoch"] else 0
         if trainer.global_step - first < self._steps_per_epoch(trainer) and not trainer.sanity_checking:
             entry["partial"] = True  # stopped inside the epoch (a time or step limit, divergence)
-            if not getattr(pl_module, "diverged_at", None):
-                # a limit: no checkpoint of a part of an epoch. The last one stays the last whole
-                # epoch's, so a resumed run redoes this epoch from its start, as after Ctrl-C
-                # (from a checkpoint inside the epoch, Lightning would skip the epoch's rest)
-                for checkpoint in trainer.checkpoint_callbacks:
-                    checkpoint._last_global_step_saved = trainer.global_step
         end = time.perf_counter()
         entry["epoch_time_s"] = end - self._epoch_start  # training steps and validation passes
         entry["train_time_s"] = (self._train_end or end) - self._epoch_start  # training steps only

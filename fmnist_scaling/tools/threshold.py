@@ -19,7 +19,7 @@ too) it computes, from the training split as that scaling gives it:
   from the bracket's lower end.
 
 One epoch is the run's own training: the same model, data module, split, order and scaling as
-``train`` (Hydra config), the same steps (``ScalingClassifier.sgd_steps``: the fused step where it
+``train`` (Hydra config), the same steps (``ScalingClassifier.sgd_step``: the fused step where it
 applies, else autograd and the configured optimizer), without Lightning around it: a few seconds
 each. Every tool that trains a case (this one, :mod:`~fmnist_scaling.tools.sharpness`) trains it
 through :meth:`Case.train` on one torch thread, whatever ``--jobs``: the thread count changes the
@@ -177,7 +177,7 @@ class Case:
                 for steps in ([minibatch] for minibatch in group) if at else [group]:
                     if at:
                         at(done)
-                    losses, _ = model.sgd_steps(steps, optimizer)
+                    losses = torch.stack([model.sgd_step(x, y, optimizer)[0].detach() for x, y in steps])
                     done += len(losses)
                     if not torch.isfinite(losses).all():
                         if at:
