@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.run import records
 from fmnist_scaling.run.cli import override_keys, unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
 from fmnist_scaling.run.overrides import quote_paths
@@ -46,11 +47,11 @@ def find_checkpoint(ckpt_path: str) -> Path:
     """A checkpoint file, or a run directory's ``checkpoints/last.ckpt``."""
     path = Path(ckpt_path)
     if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
+        path = path / records.LAST_CHECKPOINT
     if not path.is_file():
         raise ConfigError(
             f"ckpt_path={ckpt_path!r} is invalid: "
-            "no checkpoint file or run directory (with checkpoints/last.ckpt) there"
+            f"no checkpoint file or run directory (with {records.LAST_CHECKPOINT}) there"
         )
     return path
 

@@ -19,23 +19,16 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fmnist_scaling.run import cli, records
-from fmnist_scaling.run.experiment import (
-    check_resume,
-    check_same_experiment,
-    chosen_groups,
-    extends,
-    override_key,
-    previous_record,
-)
+from fmnist_scaling.run.experiment import chosen_groups, extends, previous_record
 from fmnist_scaling.run.folder_lock import only_writer
 from fmnist_scaling.run.lifecycle import StopRun, StopSignals, busy, end_early, reject
-from fmnist_scaling.run.threads import choose_threads
-from fmnist_scaling.run.validate import validate
+from fmnist_scaling.run.threads import set_threads
+from fmnist_scaling.run.validate import check_run
 from fmnist_scaling.utils.compat import exit_without_teardown
-from fmnist_scaling.utils.errors import BadInput, ConfigError, Fault, root_cause
+from fmnist_scaling.utils.errors import BadInput, Fault
 from fmnist_scaling.utils.imports import heavy_imports
 from fmnist_scaling.utils.log import follow_hydra_files, log
 
@@ -59,10 +52,7 @@ def checked_run(cfg: DictConfig, hydra_cfg: Any, run_dir: Path, in_sweep: bool, 
     previous = None
     try:
         previous = previous_record(run_dir, in_sweep)
-        validate(cfg)
-        check_resume(cfg, run_dir)
-        set_now = {override_key(o) for o in hydra_cfg.overrides.task}
-        check_same_experiment(cfg, run_dir, previous, in_sweep, chosen_groups(), set_now)
+        check_run(cfg, run_dir, previous, in_sweep, list(hydra_cfg.overrides.task))
     except BadInput as err:
         return reject(err, run_dir, in_sweep, previous)
     if previous and previous.get("status") in records.FINISHED and not extends(cfg, previous):
@@ -88,7 +78,7 @@ def train(
     (``main_at``: when Hydra called ``main``, the record's timeline)."""
     start = time.perf_counter()  # the record's wall_time_s counts the imports below, as it always has
     with heavy_imports():  # imported here: a rejected config exits without paying for them
-        import torch
+        import torch  # noqa: F401 - first, before the data check's thread starts
 
         from fmnist_scaling.data.datasets import check_data_ahead
 
@@ -97,27 +87,20 @@ def train(
         from hydra.utils import instantiate
 
         from fmnist_scaling.data.datamodule import check_input_shape, eval_batch_size
+        from fmnist_scaling.models.classifier import build_model
         from fmnist_scaling.run.recorder import RunRecorder
         from fmnist_scaling.run.summary import hparam_metrics, hparams, print_summary
         from fmnist_scaling.utils.log import quiet_lightning
 
-    threads, threads_reason = choose_threads(cfg, HydraConfig.get().launcher)
-    if threads:
-        torch.set_num_threads(threads)
-    if in_sweep and threads:
-        log.info(f"{run_dir.name}: {threads} torch thread(s) ({threads_reason})")
+    threads_reason = set_threads(cfg, HydraConfig.get().launcher, run_dir.name if in_sweep else None)
     quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
     overrides, choices = list(HydraConfig.get().overrides.task), chosen_groups()
     recorder = RunRecorder(run_dir, cfg, overrides, choices, threads_reason, start, extends(cfg, previous))
-    if main_at:
-        recorder.timeline["main"] = main_at
-    if cli.started_at and not in_sweep:  # a sweep's later jobs did not start with the command line
-        recorder.timeline["cli"] = cli.started_at
-    recorder.mark("imports")
+    recorder.mark_start(main_at, in_sweep)
 
     # the model, then the data in the shape its network asks for
-    model = build_model(cfg)
+    model = build_model(cfg.model)
     scaling, eval_batch = instantiate(cfg.scaling), eval_batch_size(cfg.data.eval_batch_size, model.net)
     datamodule = instantiate(cfg.data, scaling=scaling, input_shape=model.input_shape, eval_batch_size=eval_batch)
     if cfg.data.verify:  # the dataset's images (28 x 28, 8 x 8): a network that cannot take them stops here
@@ -135,7 +118,7 @@ def train(
     recorder.attach(trainer, model, choices.get("model/net", "?"), datamodule.dataset)
 
     # fit (from the last checkpoint, if the run has one) and test
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run_dir / records.LAST_CHECKPOINT
     if last.is_file():
         log.info(f"resuming {run_dir} from {last}")
     stop.trainer = trainer
@@ -159,19 +142,6 @@ def train(
             logger.finalize("success")
         print_summary(outcome)
     return records.objective(outcome)
-
-
-def build_model(cfg: DictConfig) -> Any:
-    """The LightningModule of ``cfg.model`` with its network; a network that cannot be built from
-    its config (a wrong argument, a class that is not there) is a bad input, named as such."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(cfg.model, _recursive_=False)
-    except (InstantiationException, TypeError, ValueError, ImportError) as err:
-        target = OmegaConf.select(cfg, "model.net._target_")
-        raise ConfigError(f"model.net could not build {target}: {root_cause(err)}") from None
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from fmnist_scaling.models.gain import apply_gain
 from fmnist_scaling.models.networks import first_weighted, initialize, input_shape_of
 from fmnist_scaling.models.networks import input_norm as input_norm_layer
 from fmnist_scaling.utils.compat import counted_step
+from fmnist_scaling.utils.errors import ConfigError, root_cause
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
 EVAL_SPLITS = ("val", "train_full", "test")
@@ -258,3 +259,15 @@ def _plain(config: Any) -> dict[str, Any] | None:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return dict(config) if config is not None else None
+
+
+def build_model(model: DictConfig) -> ScalingClassifier:
+    """The LightningModule of a ``model`` config with its network; a network that cannot be built
+    from its config (a wrong argument, a class that is not there) is a bad input, named as such."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(model, _recursive_=False)
+    except (InstantiationException, TypeError, ValueError, ImportError) as err:
+        target = OmegaConf.select(model, "net._target_")
+        raise ConfigError(f"model.net could not build {target}: {root_cause(err)}") from None

@@ -21,16 +21,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fmnist_scaling.run import experiment, resolvers
+from fmnist_scaling.run import context, experiment, resolvers
 from fmnist_scaling.run.help import HELP_FLAGS, app_help
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import expand_home, quote_paths, unknown_choice
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
 from fmnist_scaling.utils.log import log
 
-#: Unix time at which :func:`run` began (the interpreter and the command's imports done): the
-#: first mark of a run's timeline (:meth:`fmnist_scaling.run.recorder.RunRecorder.mark`).
-started_at: float | None = None
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
 PRINT_ONLY_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
 #: Arguments that could set ``hydra.mode``, or bring configs (a Hydra group, another folder) that
@@ -63,17 +60,16 @@ def nothing_to_resume(argv: list[str]) -> str | None:
 def run(main: Callable[[], object]) -> None:
     """Check ``sys.argv``, then call Hydra's ``main``; an error that escapes it is Hydra's own
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
-    global started_at
-    started_at = time.time()
     argv = expand_home(sys.argv[1:])  # every check below sees the paths the run will use
-    resolvers.dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
+    dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
+    context.command = context.Command(started_at=time.time(), dry_run=dry_run)
     problem = moved_key(argv) or sweep_without_multirun(argv) or unknown_choice(argv, resolvers.CONF_DIR)
-    problem = problem or bad_override(argv, resolvers.dry_run)
-    problem = problem or (None if resolvers.dry_run else unwritable_output(argv) or nothing_to_resume(argv))
+    problem = problem or bad_override(argv, dry_run)
+    problem = problem or (None if dry_run else unwritable_output(argv) or nothing_to_resume(argv))
     sys.argv[1:] = quote_paths(argv)  # a sweep job's folder (resume=...) has "=" and "," in its name
     named = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
-    if named and not resolvers.dry_run:
-        resolvers.note_new_folders(named[-1])
+    if named and not dry_run:
+        context.command.note_new_folders(named[-1])
     if problem:
         log.error(f"error: {problem}")
         sys.exit(EXIT_BAD_INPUT)
@@ -161,7 +157,7 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     except ConfigError as err:
         return str(err)
     for override in parsed:  # each value of a sweep over a key
-        rule = rule_for(override.key_or_group) if override.is_discrete_sweep() else None
+        rule = rule_for(override.key_or_group, cfg) if override.is_discrete_sweep() else None
         for value in override.sweep_iterator() if rule else ():
             if not rule.ok(value):
                 return f"{override.key_or_group}={show(value)} is invalid: must be {rule.allowed}"

@@ -86,8 +86,8 @@ def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
 
 def no_run_to_resume(resume: str, run_dir: Path) -> str | None:
     """Why ``resume=<resume>`` (the folder ``run_dir``) cannot be resumed, or None."""
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        return f"resume={resume!r} is invalid: it must be a run directory holding checkpoints/last.ckpt"
+    if not (run_dir / records.LAST_CHECKPOINT).is_file():
+        return f"resume={resume!r} is invalid: it must be a run directory holding {records.LAST_CHECKPOINT}"
     return None
 
 
@@ -100,7 +100,7 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> None:
     problem = no_run_to_resume(cfg.resume, run_dir)
     if problem:
         raise ConfigError(problem)
-    load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    load_checkpoint(run_dir / records.LAST_CHECKPOINT)
 
 
 def check_same_experiment(

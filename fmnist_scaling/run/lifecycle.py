@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmnist_scaling.run import records, resolvers
+from fmnist_scaling.run import context, records
 from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
 from fmnist_scaling.utils.log import log
@@ -110,7 +110,7 @@ def end_early(
     _log_traceback(err)
     if full_error():
         raise err
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if (run_dir / records.LAST_CHECKPOINT).is_file():
         note += f"; resume with: {resume_command(run_dir, overrides)}"
     hint = "" if known else " (HYDRA_FULL_ERROR=1 shows the traceback; it is also in train.log)"
     log.error(f"error: {message}{hint}{note}")
@@ -143,13 +143,13 @@ def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, An
             except OSError:
                 pass
         return math.nan
-    run_files = ("metrics.json", "checkpoints")  # a run's, even one whose record is damaged: left alone
+    run_files = (records.METRICS_FILE, records.CHECKPOINTS)  # a run's, even one whose record is damaged: left alone
     if previous is None and run_dir.is_dir() and not any((run_dir / name).exists() for name in run_files):
         # what Hydra wrote for this run goes, and so do the folders this run made (its own,
         # lightning_logs/runs); a folder that was there before stays, with the user's files
         shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
         (run_dir / "train.log").unlink(missing_ok=True)
-        for folder in resolvers.made:
+        for folder in context.command.made:
             try:
                 folder.rmdir()
             except OSError:

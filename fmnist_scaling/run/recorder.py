@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.models.diagnostics import Diagnostics
 from fmnist_scaling.models.networks import first_weighted
-from fmnist_scaling.run import records
+from fmnist_scaling.run import context, records
 
 
 class RunRecorder(L.Callback):
@@ -79,6 +79,15 @@ class RunRecorder(L.Callback):
             # the layer the diagnostics call the first (report reads its weight norm by this name)
             "first_layer": _name_of(model.net, first_weighted(model.net)),
         }
+
+    def mark_start(self, main_at: float | None, in_sweep: bool) -> None:
+        """The timeline's first marks: Hydra's ``main`` called, the command line read (a single
+        run's: a sweep's later jobs did not start with it), the imports done."""
+        if main_at:
+            self.timeline["main"] = main_at
+        if context.command.started_at and not in_sweep:
+            self.timeline["cli"] = context.command.started_at
+        self.mark("imports")
 
     def mark(self, stage: str) -> None:
         """Note that ``stage`` (``main``, ``imports``, ``setup``, ``fit_end``, ``test_end``) ends now."""

@@ -30,6 +30,9 @@ from fmnist_scaling.utils.errors import BadInput
 from fmnist_scaling.utils.files import atomic_file
 
 METRICS_FILE = "metrics.json"
+#: Where a run's checkpoints go, and the one that resume and evaluate read (conf/callbacks/default.yaml).
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = f"{CHECKPOINTS}/last.ckpt"
 #: Statuses of a run that is over: a re-run of its sweep skips it instead of redoing it.
 FINISHED = ("completed", "diverged")
 #: A finished run whose accuracy stays below this multiple of chance has collapsed.

@@ -21,23 +21,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fmnist_scaling.run import experiment, records
+from fmnist_scaling.run import context, experiment, records
 
 #: The config folder (``config_path`` of the entry points).
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
-#: Set by the command line when Hydra only prints (``--cfg``, ``--info``, ``--help``): nothing is created.
-dry_run = False
-#: The folders this run made, deepest first: its own and those above it (``lightning_logs/runs``),
-#: by :func:`new_run_dir` or, for a ``hydra.run.dir`` typed by the user, by Hydra (noted by
-#: :func:`note_new_folders` before it starts). A run rejected before training removes them again
-#: where they are empty; a folder that was there before is never removed.
-made: list[Path] = []
-
-
-def note_new_folders(run_dir: str) -> None:
-    """Note which folders of ``run_dir`` and above do not exist yet: those Hydra will make."""
-    path = Path(run_dir).absolute()
-    made[:] = [p for p in (path, *path.parents) if not p.exists()]
 
 
 def new_run_dir(resume: str | None, base: str, name: str) -> str:
@@ -49,15 +36,13 @@ def new_run_dir(resume: str | None, base: str, name: str) -> str:
     if resume:
         return str(resume)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    above = Path(base).absolute()
-    above_made = [] if dry_run else [p for p in (above, *above.parents) if not p.exists()]
     for n in itertools.count():
         path = Path(base) / (f"{stamp}_{name}" + (f"_{n}" if n else ""))
-        if dry_run:
+        if context.command.dry_run:
             return str(path)
+        context.command.note_new_folders(path)
         try:
             path.mkdir(parents=True)
-            made[:] = [path.absolute(), *above_made]
             return str(path)
         except FileExistsError:
             continue

@@ -11,6 +11,21 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from fmnist_scaling.utils.log import log
+
+
+def set_threads(cfg: DictConfig, launcher: Any, job: str | None = None) -> str:
+    """Set torch's threads as :func:`choose_threads` says (a sweep's ``job`` says so in one line);
+    returns why."""
+    threads, reason = choose_threads(cfg, launcher)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        if job:
+            log.info(f"{job}: {threads} torch thread(s) ({reason})")
+    return reason
+
 
 def choose_threads(cfg: DictConfig, launcher: Any) -> tuple[int | None, str]:
     """Torch threads per process and why: ``threads`` if set; else, under a launcher that runs

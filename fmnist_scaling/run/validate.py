@@ -10,16 +10,30 @@ was asked for.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.data.datasets import dataset_class
 from fmnist_scaling.models.gain import factors_for
+from fmnist_scaling.run.experiment import check_resume, check_same_experiment, chosen_groups, override_key
 from fmnist_scaling.run.schema import MAX_SEED, check_leaves
 from fmnist_scaling.utils.errors import ConfigError
 
-__all__ = ["MAX_SEED", "validate"]
+__all__ = ["MAX_SEED", "check_run", "validate"]
+
+
+def check_run(
+    cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | None, in_sweep: bool, overrides: list[str]
+) -> None:
+    """Every check of a run before it starts: its config, then its folder (a resume, another
+    experiment's record); raises :class:`BadInput` for the first problem. ``overrides``: the
+    command line's (Hydra's ``overrides.task``)."""
+    validate(cfg)
+    check_resume(cfg, run_dir)
+    set_now = {override_key(o) for o in overrides}
+    check_same_experiment(cfg, run_dir, previous, in_sweep, chosen_groups(), set_now)
 
 
 def validate(cfg: DictConfig, before_hydra: bool = False) -> None:
