@@ -65,6 +65,12 @@ class StudyData(Protocol):
         """The class names, by label."""
 
 
+def study_data(trainer: L.Trainer) -> StudyData:
+    """The data module of the trainer's run: Lightning sets ``trainer.datamodule`` when a run
+    starts, but its ``Trainer`` does not declare the attribute to a type checker."""
+    return trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning's data connector
+
+
 class EpochPermutation:
     """The training order: a fresh permutation per epoch, a function of ``(seed, epoch)`` only.
 
@@ -318,7 +324,9 @@ class ImageDataModule(L.LightningDataModule):
 def eval_batch_size(configured: int | None, net: Any) -> int:
     """The evaluation passes' batch: as configured, else the network's own (``eval_batch_size``),
     else :data:`EVAL_BATCH_SIZE`."""
-    return int(configured or getattr(net, "eval_batch_size", EVAL_BATCH_SIZE))
+    if configured:
+        return int(configured)
+    return int(getattr(net, "eval_batch_size", EVAL_BATCH_SIZE))
 
 
 def check_input_shape(shape: tuple[int, ...] | None, image: tuple[int, ...]) -> None:

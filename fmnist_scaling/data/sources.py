@@ -35,7 +35,7 @@ import shutil
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,6 +161,7 @@ def _read_checked(
     path: Path, verify: bool, dataset: IDXDataset, hash_it: bool = True
 ) -> tuple[dict[str, Tensor], str | None]:
     import torch
+    from torch import Tensor
 
     try:
         stored = torch.load(path, weights_only=True)
@@ -170,15 +171,18 @@ def _read_checked(
         return {}, f"is unreadable ({type(err).__name__}: truncated, or not a cache of this project)"
     if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
         return {}, "was written by another version of fmnist_scaling"
-    data = {name: stored.get(name) for name in TENSORS}
-    inconsistent = shape_problem(data, len(dataset.classes))
-    problem = f"is damaged ({inconsistent})" if inconsistent else None
-    if problem is None and hash_it:
+    found = {name: stored.get(name) for name in TENSORS}
+    inconsistent = shape_problem(found, len(dataset.classes))
+    if inconsistent:
+        return {}, f"is damaged ({inconsistent})"
+    data = {name: tensor for name, tensor in found.items() if isinstance(tensor, Tensor)}  # all of them
+    problem: str | None = None
+    if hash_it:
         digests = {name: _digest(tensor) for name, tensor in data.items()}
-        pinned = verify and dataset.digests is not None
-        expected = dataset.digests if pinned else stored.get("digests", {})
+        pinned = dataset.digests if verify else None
+        expected = pinned if pinned is not None else stored.get("digests", {})
         wrong = [name for name in TENSORS if digests[name] != expected.get(name)]
-        if wrong and pinned and digests == stored.get("digests"):
+        if wrong and pinned is not None and digests == stored.get("digests"):
             problem = (
                 f"holds data other than {dataset.name} ({', '.join(wrong)}; built with data.verify=false: "
                 "set data.verify=false to use a dataset of your own)"
@@ -188,7 +192,7 @@ def _read_checked(
     return data, problem
 
 
-def shape_problem(data: dict[str, Tensor | None], num_classes: int) -> str | None:
+def shape_problem(data: Mapping[str, object], num_classes: int) -> str | None:
     """Why ``data`` is not internally consistent (shapes, types, label range), or None."""
     import torch
     from torch import Tensor

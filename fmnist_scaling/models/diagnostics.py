@@ -31,6 +31,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from fmnist_scaling.data.datamodule import study_data
 from fmnist_scaling.models.networks import first_weighted_index
 from fmnist_scaling.models.visuals import HISTOGRAM_BINS, tensorboard_writers
 
@@ -69,7 +70,7 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dic
     for norm in norms:  # batch statistics, as in training, with the running ones left alone
         norm.train()
         norm.momentum = 0.0
-    tracked = {norm: norm.num_batches_tracked.clone() for norm in norms if norm.num_batches_tracked is not None}
+    tracked = [(count, count.clone()) for norm in norms if (count := norm.num_batches_tracked) is not None]
     try:
         with torch.enable_grad():
             logits = model(x)
@@ -82,14 +83,16 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> tuple[dict[str, float], dic
             module.train(training)
         for norm, momentum in norms.items():
             norm.momentum = momentum
-        for norm, count in tracked.items():
-            norm.num_batches_tracked.copy_(count)
+        for count, before in tracked:
+            count.copy_(before)
     first = first_weighted_index([m for _, m, _ in seen])
     if first is not None:
         name, layer, out = seen[first]
         stats["preact_mean"], stats["preact_std"] = out.mean(), out.std()
         tensors[f"preact/{name}"] = out
-        tensors[f"weight/{name}"] = layer.weight
+        weight = layer.weight
+        assert isinstance(weight, Tensor)  # a linear or convolution layer's
+        tensors[f"weight/{name}"] = weight
         act = next(((n, m, o) for n, m, o in seen[first + 1 :] if isinstance(m, ACTIVATION_TYPES)), None)
         if act is not None:
             act_name, act_module, act_out = act
@@ -135,7 +138,7 @@ class Diagnostics(L.Callback):
         pl_module.log_dict(self._measure(trainer, pl_module), on_step=False, on_epoch=True)
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        x, y = trainer.datamodule.probe_batch()
+        x, y = study_data(trainer).probe_batch()
         scalars, tensors = probe(pl_module, x, y)
         if self.histograms:
             for writer in tensorboard_writers(trainer):

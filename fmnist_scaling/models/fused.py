@@ -113,5 +113,6 @@ def sgd_step(net: MLP, x: Tensor, y: Tensor, lr: float, first_weight_lr: float |
             grad.t(), inputs[i], alpha=-(first_weight_lr if i == 0 and first_weight_lr is not None else lr)
         )
         linear.bias.sub_(grad.sum(0), alpha=lr)
-        grad = below
+        if below is not None:  # None for the first layer: no layer below it
+            grad = below
     return loss, logits

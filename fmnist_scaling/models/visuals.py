@@ -13,7 +13,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
+from torchmetrics import Metric
 
+from fmnist_scaling.data.datamodule import study_data
 from fmnist_scaling.data.datasets import DEFAULT
 
 GRID_SIDE = 4  # 4 x 4 = 16 images
@@ -51,7 +53,8 @@ def confusion_figure(matrix: Tensor, class_names: tuple[str, ...] = DEFAULT.clas
     for i in ticks:
         for j in ticks:
             value = int(matrix[i, j])
-            ax.text(j, i, value, ha="center", va="center", fontsize=7, color="white" if value > threshold else "black")
+            colour = "white" if value > threshold else "black"
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=colour)
     accuracy = matrix.diag().sum() / matrix.sum().clamp_min(1)
     ax.set_title(f"test confusion matrix (accuracy {100 * float(accuracy):.1f}%)")
     fig.tight_layout()
@@ -64,7 +67,7 @@ class TensorBoardVisuals(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step > 0:  # a resumed run drew them already
             return
-        x, _ = trainer.datamodule.probe_batch()
+        x, _ = study_data(trainer).probe_batch()
         stats = {"min": x.min(), "max": x.max(), "mean": x.mean(), "std": x.std()}
         stats = dict(zip(stats, torch.stack(list(stats.values())).tolist()))
         for tb in tensorboard_writers(trainer):
@@ -77,8 +80,10 @@ class TensorBoardVisuals(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writers = tensorboard_writers(trainer)
         if writers:
-            names = getattr(trainer.datamodule, "classes", None) or DEFAULT.classes  # StudyData.classes
-            figure = confusion_figure(pl_module.test_confusion.compute(), tuple(names))
+            names = getattr(study_data(trainer), "classes", None) or DEFAULT.classes  # StudyData.classes
+            confusion = pl_module.test_confusion
+            assert isinstance(confusion, Metric)  # the classifier's ConfusionMatrix
+            figure = confusion_figure(confusion.compute(), tuple(names))
             for tb in writers:
                 tb.add_figure("test/confusion_matrix", figure, trainer.global_step, close=False)
             import matplotlib.pyplot as plt

@@ -17,6 +17,8 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
+from fmnist_scaling.data.datamodule import study_data
+
 
 class StepProgressBar(TQDMProgressBar):
     """``TQDMProgressBar`` in SGD steps; ``refresh_rate`` is in SGD steps too."""
@@ -30,10 +32,10 @@ class StepProgressBar(TQDMProgressBar):
     def total_train_batches(self) -> int | float:
         """SGD steps this epoch: Lightning's batches times the steps in each, at most the split."""
         batches = super().total_train_batches
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if not hasattr(datamodule, "steps_in") or not math.isfinite(batches):
+        steps_in = getattr(getattr(self.trainer, "datamodule", None), "steps_in", None)
+        if steps_in is None or not math.isfinite(batches):
             return batches
-        return datamodule.steps_in(batches)
+        return steps_in(batches)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)
@@ -62,7 +64,7 @@ class StepProgressBar(TQDMProgressBar):
         # Lightning's, with the pass's name ("val", "train_full") for "Validation DataLoader <i>"
         if not self.has_dataloader_changed(dataloader_idx):
             return
-        names = getattr(trainer.datamodule, "val_loader_names", [])
+        names = getattr(study_data(trainer), "val_loader_names", [])
         name = names[dataloader_idx] if dataloader_idx < len(names) else f"validation loader {dataloader_idx}"
         _restart(self.val_progress_bar, self.total_val_batches_current_dataloader, f"Evaluating on {name}")
 

@@ -26,6 +26,8 @@ HPARAM_METRICS = (
 
 def hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
     """The run's settings as TensorBoard's HPARAMS view shows them (also in ``hparams.yaml``)."""
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    assert isinstance(net, dict)  # model.net is a mapping (its schema's rule)
     return {
         "data": choices.get("data", "?"),
         "scaling": choices.get("scaling", "?"),
@@ -38,8 +40,8 @@ def hparams(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
         "init": cfg.model.get("init", "default"),
         # the network's own arguments (hidden, channels, activation, ...): plain values as they are
         **{
-            f"net.{key}": v if isinstance(v, (bool, int, float, str)) else str(v)
-            for key, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+            f"net.{key!s}": v if isinstance(v, (bool, int, float, str)) else str(v)
+            for key, v in net.items()
             if key != "_target_"
         },
         "first_layer_init_scale": cfg.model.get("first_layer_init_scale", 1.0),

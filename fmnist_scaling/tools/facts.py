@@ -143,8 +143,8 @@ def ratio(a: float, b: float) -> str:
 def settings() -> list[tuple[str, str, str]]:
     """The reference study's settings, from its config (conf/) and its dataset class."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import get_class
 
+    from fmnist_scaling.data.datasets import dataset_class
     from fmnist_scaling.models.diagnostics import SATURATION_MARGIN
     from fmnist_scaling.run.records import COLLAPSE_FACTOR
     from fmnist_scaling.run.resolvers import CONF_DIR
@@ -152,7 +152,7 @@ def settings() -> list[tuple[str, str, str]]:
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)
-    data = get_class(cfg.data.dataset._target_)
+    data = dataset_class(cfg.data.dataset._target_)
     seeds = str(cfg.hydra.sweeper.params.seed).split(",")
     source = "conf/train.yaml and its defaults"
     python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
@@ -192,13 +192,13 @@ def settings() -> list[tuple[str, str, str]]:
 def digits() -> list[tuple[str, str, str]]:
     """The second dataset's sizes, from its class and its config (conf/data/digits.yaml)."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import get_class
 
+    from fmnist_scaling.data.datasets import dataset_class
     from fmnist_scaling.run.resolvers import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["data=digits"])
-    data = get_class(cfg.data.dataset._target_)
+    data = dataset_class(cfg.data.dataset._target_)
     train, test, val = data.train_size, data.test_size, cfg.data.val_size
     return [
         ("digits: images in all", f"{train + test:,}", f"{data.__name__}.train_size + test_size"),

@@ -39,6 +39,7 @@ def colour_key(keys: list[str]) -> str | None:
 def colours(key: str | None, values: list[str]) -> dict[str, Any]:
     """A colour per value: the modes' own for ``scaling``; a sequential map for numbers; else Dark2."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     if key == "scaling":
         spare = iter(c for c in _SPARE if c not in MODE_COLORS.values())
@@ -48,7 +49,9 @@ def colours(key: str | None, values: list[str]) -> dict[str, Any]:
         cmap = plt.cm.viridis
         return {v: cmap(i / max(1, len(ordered) - 1)) for i, v in enumerate(ordered)}
     # not tab10: its red, blue and green are the modes' none, max and standard
-    return {v: plt.cm.Dark2.colors[i % 8] for i, v in enumerate(sorted(values))}
+    dark2 = plt.cm.Dark2
+    assert isinstance(dark2, ListedColormap) and isinstance(dark2.colors, tuple)  # 8 RGB tuples
+    return {v: dark2.colors[i % 8] for i, v in enumerate(sorted(values))}
 
 
 #: The PNG text key that names the results a figure was drawn from (the summary's stamp).
@@ -56,11 +59,13 @@ SOURCE_KEY = "Source"
 
 
 def figure_source(path: Path) -> str | None:
-    """The stamp a figure of this project carries (:data:`SOURCE_KEY`), None for another PNG."""
+    """The stamp a figure of this project carries (:data:`SOURCE_KEY`), None for another PNG
+    (or an image that is not a PNG)."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngImageFile
 
     with Image.open(path) as image:
-        return image.text.get(SOURCE_KEY)
+        return image.text.get(SOURCE_KEY) if isinstance(image, PngImageFile) else None
 
 
 def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: str, source: str = "") -> None:
@@ -137,9 +142,9 @@ def _draw(ax: Any, row: dict[str, Any], metric: str, scale: float, colour: Any) 
             ax.fill_between(epochs, low, high, color=colour, alpha=0.15, linewidth=0)
 
 
-def by_epoch(curves: list[list[dict[str, float]]], key: str) -> dict[int, list[float]]:
+def by_epoch(curves: list[list[dict[str, float]]], key: str) -> dict[float, list[float]]:
     """``key``'s finite values per epoch over the runs' histories."""
-    series: dict[int, list[float]] = {}
+    series: dict[float, list[float]] = {}
     for history in curves:
         for entry in history:
             if key in entry and math.isfinite(entry[key]):

@@ -33,6 +33,7 @@ SHAPES = {"mlp": (28 * 28,), "cnn": (1, 28, 28)}
 
 
 def _model(device: torch.device, net: str = "mlp") -> tuple[nn.Module, torch.optim.Optimizer]:
+    model: nn.Module
     if net == "cnn":
         from fmnist_scaling.models.networks import CNN
 
@@ -144,7 +145,8 @@ def compute_limit(
     x = torch.randn(batch, d_in, device=device)
     last = torch.randn(train_rows - (steps - 1) * batch, d_in, device=device)
     xe = torch.randn(eval_batch, d_in, device=device)
-    step(x), forward(xe)  # warm-up: the first call of each shape pays for its kernels' set-up
+    step(x)  # warm-up: the first call of each shape pays for its kernels' set-up
+    forward(xe)
     if device.type == "cuda":
         torch.cuda.synchronize()
 

@@ -261,7 +261,7 @@ def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
     for values, by_lr in sorted(table.items()):
         finite = {lr: acc for lr, acc in by_lr.items() if not math.isnan(acc)}
         candidates = {lr: acc for lr, acc in finite.items() if lr in healthy.get(values, set())}
-        best = max(candidates, key=candidates.get) if candidates else "-"
+        best = max(candidates, key=candidates.__getitem__) if candidates else "-"
         cells = [f"{100 * by_lr[lr]:.1f}" if lr in finite else "-" for lr in lrs]
         lines.append("| " + " | ".join([*values, *cells, best]) + " |")
     return "\n".join(lines) + "\n"

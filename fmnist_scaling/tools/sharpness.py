@@ -53,7 +53,9 @@ def hessian_top_eigenvalue(
     v = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
     value = math.nan
     for _ in range(iterations):
-        norm = torch.sqrt(sum((u * u).sum() for u in v))
+        squares = sum((u * u).sum() for u in v)
+        assert isinstance(squares, torch.Tensor)  # a sum of tensors: the model has parameters
+        norm = torch.sqrt(squares)
         v = [u / norm for u in v]
         hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
         new = float(sum((a * b).sum() for a, b in zip(v, hv)))

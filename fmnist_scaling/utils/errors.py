@@ -49,13 +49,14 @@ def describe_os_error(err: OSError, doing: str) -> str:
     """One line for a failed file operation: what was being done, where, why, and the fix."""
     where = f" {err.filename}" if err.filename else ""  # atomic writes always name their file
     reason = err.strerror or type(err).__name__
-    fix = {
+    fixes: dict[int | None, str] = {
         errno.ENOSPC: "free some space (or point the output elsewhere) and run again",
         errno.EDQUOT: "free some space within your quota and run again",
         errno.EACCES: "choose a folder you can write",
         errno.EPERM: "choose a folder you can write",
         errno.EROFS: "choose a folder on a writable file system",
-    }.get(err.errno, "check the disk and the path, and run again")
+    }
+    fix = fixes.get(err.errno, "check the disk and the path, and run again")
     return f"cannot {doing}{':' + where if where else ''}: {reason}; {fix}"
 
 
@@ -63,11 +64,12 @@ def as_fault(err: BaseException, doing: str) -> Fault | None:
     """The :class:`Fault` for an error raised while ``doing``, if it is the machine's (an
     ``OSError``, also when wrapped by a library), else None."""
     seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, OSError) and err.errno is not None:
-            return Fault(describe_os_error(err, doing))
-        err = err.__cause__ or err.__context__
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and link.errno is not None:
+            return Fault(describe_os_error(link, doing))
+        link = link.__cause__ or link.__context__
     return None
 
 

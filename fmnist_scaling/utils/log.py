@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger("fmnist_scaling")
 
@@ -19,7 +20,7 @@ log = logging.getLogger("fmnist_scaling")
 class _Console(logging.StreamHandler):
     """A handler that writes to ``sys.<name>`` as it is at each message (tests and tools replace it)."""
 
-    def __init__(self, name: str, keep: logging.Filter | None = None) -> None:
+    def __init__(self, name: str, keep: Callable[[logging.LogRecord], bool] | None = None) -> None:
         super().__init__()
         self._name = name
         if keep is not None:
