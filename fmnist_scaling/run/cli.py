@@ -135,20 +135,19 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
     keys = override_keys(argv)
     if not keys:
         return None
-    from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from fmnist_scaling.run.config_tree import compose, flatten
     from fmnist_scaling.run.schema import rule_for, show
     from fmnist_scaling.run.validate import validate
 
     try:
         parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
-        with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[o.input_line for o in parsed if not o.is_sweep_override()])
+        cfg = compose("train", [o.input_line for o in parsed if not o.is_sweep_override()])
     except Exception:  # noqa: BLE001 - an unknown key; else a grammar error or a bad choice: Hydra tells
         return unknown_key(argv, keys)
-    if any(key not in _all_keys(OmegaConf.to_container(cfg, resolve=False)) for key in keys):  # a swept one
+    if any(key not in flatten(OmegaConf.to_container(cfg, resolve=False), inner=True) for key in keys):  # swept
         return unknown_key(argv, keys)
     if dry_run:
         return None
@@ -175,17 +174,17 @@ def unknown_key(argv: list[str], keys: list[str], config_name: str = "train") ->
     """A key of ``keys`` that the config (conf/<config_name>.yaml) composed with ``argv``'s group
     choices does not have, as one line naming the closest key; None when all exist, or when
     composing fails."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
+
+    from fmnist_scaling.run.config_tree import compose, flatten
 
     groups = [a for a in argv if "=" in a and not a.startswith("-") and a.split("=", 1)[0] not in keys]
     groups = [a for a in groups if "," not in a.split("=", 1)[1] or a.startswith("hydra.searchpath=")]
     try:
-        with initialize_config_dir(str(resolvers.CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=groups)
+        cfg = compose(config_name, groups)
     except Exception:  # noqa: BLE001 - a sweep over groups, a bad choice: Hydra tells
         return None
-    known = _all_keys(OmegaConf.to_container(cfg, resolve=False))
+    known = set(flatten(OmegaConf.to_container(cfg, resolve=False), inner=True))
     for key in keys:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
@@ -193,13 +192,3 @@ def unknown_key(argv: list[str], keys: list[str], config_name: str = "train") ->
             addition = f" (+{key}=... adds a new one)" if config_name == "train" else ""  # evaluate takes none
             return f"{key} is not a key of the config: {hint}{addition}"
     return None
-
-
-def _all_keys(tree: object, prefix: str = "") -> set[str]:
-    """Every key of a config tree, inner ones included (``model``, ``model.optimizer``, ...)."""
-    if not isinstance(tree, dict):
-        return set()
-    keys = set()
-    for name, value in tree.items():
-        keys |= {f"{prefix}{name}"} | _all_keys(value, f"{prefix}{name}.")
-    return keys

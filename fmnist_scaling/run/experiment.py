@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.run import records
+from fmnist_scaling.run.config_tree import flatten
 from fmnist_scaling.run.migrate import upgrade_config
 from fmnist_scaling.utils.errors import ConfigError
 from fmnist_scaling.utils.log import log
@@ -116,7 +117,7 @@ def check_same_experiment(
     (an option newer than the run's record is fine at its default, not when set)."""
     if not previous or "config" not in previous:
         return
-    now, then = _flat(OmegaConf.to_container(cfg, resolve=True)), upgrade_config(_flat(previous["config"]))
+    now, then = flatten(OmegaConf.to_container(cfg, resolve=True)), upgrade_config(flatten(previous["config"]))
     differs = sorted(
         k
         for k in now.keys() | then.keys()
@@ -160,12 +161,6 @@ def extends(cfg: DictConfig, previous: dict[str, Any] | None) -> int | None:
 def _raised(key: str, now: dict[str, Any], then: dict[str, Any]) -> bool:
     before, after = then.get(key), now.get(key)
     return key in EXTENDABLE and isinstance(before, int) and isinstance(after, int) and after > before
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: tree}
 
 
 def chosen_groups() -> dict[str, str]:

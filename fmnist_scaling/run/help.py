@@ -37,13 +37,13 @@ def app_help(argv: list[str], app_name: str = "train") -> str | None:
     only Hydra can tell (a search path of the user's, ``--resolve``, a config that fails)."""
     if any(a.startswith("hydra.searchpath") or a == "--resolve" for a in argv):
         return None
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
+
+    from fmnist_scaling.run.config_tree import compose
 
     overrides = [a for a in argv if not a.startswith("-")]
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name=app_name):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides, job_name=app_name, hydra=True)
     except Exception:  # noqa: BLE001 - Hydra says what is wrong, in its own words
         return None
     template = OmegaConf.select(cfg, "hydra.help.template")

@@ -41,6 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmnist_scaling.run.config_tree import compose
 from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
 from fmnist_scaling.utils.files import user_path
 from fmnist_scaling.utils.log import log
@@ -109,15 +110,6 @@ def on_grid(lr: float) -> float:
     return grid_lr(round(k)) if abs(k - round(k)) < 0.01 else lr
 
 
-def compose(overrides: list[str]):
-    """The train config with ``overrides``, as ``python -m fmnist_scaling.train`` composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("train", overrides=overrides)
-
-
 class Case:
     """One case: its data (split and scaled once) and one-epoch trials at any lr and seed."""
 
@@ -128,7 +120,7 @@ class Case:
         torch.set_num_threads(THREADS)
         from fmnist_scaling.run.validate import validate
 
-        self.cfg = compose(overrides)
+        self.cfg = compose("train", overrides)
         validate(self.cfg, before_hydra=True)  # outside a Hydra run: its ${hydra:...} paths are not needed
         shape = instantiate(self.cfg.model, _recursive_=False).input_shape  # as train: flat, or (1, H, W)
         self.data = instantiate(self.cfg.data, scaling=instantiate(self.cfg.scaling), input_shape=shape)
