@@ -8,6 +8,8 @@ import pytest
 import torch
 import yaml
 
+from fmnist_scaling.run.config_tree import compose
+from fmnist_scaling.run.resolvers import group_choices
 from fmnist_scaling.tools import threshold
 from fmnist_scaling.tools.report import write_report
 from tests.conftest import run_module, write_record
@@ -31,7 +33,7 @@ def test_power_iteration_finds_the_largest_eigenvalue():
     ],
 )
 def test_each_way_of_applying_a_gain_composes_to_its_parameters(family, init, lr, gain, max_value):
-    cfg = threshold.compose(["+experiment=scale_law", f"gain_as={family}", "gain=64"])
+    cfg = compose("train", ["+experiment=scale_law", f"gain_as={family}", "gain=64"])
     assert cfg.scaling.max_value == pytest.approx(max_value)
     assert cfg.model.first_layer_init_scale == init and cfg.model.first_layer_lr_scale == lr
     assert cfg.model.first_layer_gain == gain
@@ -142,5 +144,6 @@ def test_the_command_writes_its_table(tiny_root, tmp_path):
 
 def test_an_unknown_case_is_refused_with_the_choices(tmp_path):
     proc = run_module("fmnist_scaling.tools.threshold", "--cases", "nope", cwd=tmp_path)
-    assert proc.returncode == 2 and "scaling=nope is invalid: must be one of centered, max," in proc.stderr
-    assert "(or a case: centered, max, minmax, none," in proc.stderr
+    modes = ", ".join(group_choices("scaling"))  # conf/scaling/: every mode, a new one too
+    assert proc.returncode == 2
+    assert f"scaling=nope is invalid: must be one of {modes} (or a case: {modes}," in proc.stderr

@@ -142,16 +142,13 @@ def ratio(a: float, b: float) -> str:
 
 def settings() -> list[tuple[str, str, str]]:
     """The reference study's settings, from its config (conf/) and its dataset class."""
-    from hydra import compose, initialize_config_dir
-
     from fmnist_scaling.data.datasets import dataset_class
     from fmnist_scaling.models.diagnostics import SATURATION_MARGIN
+    from fmnist_scaling.run.config_tree import compose
     from fmnist_scaling.run.records import COLLAPSE_FACTOR
-    from fmnist_scaling.run.resolvers import CONF_DIR
     from fmnist_scaling.tools import sharpness, threshold
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True)
+    cfg = compose("train", hydra=True)
     data = dataset_class(cfg.data.dataset._target_)
     seeds = str(cfg.hydra.sweeper.params.seed).split(",")
     source = "conf/train.yaml and its defaults"
@@ -191,13 +188,10 @@ def settings() -> list[tuple[str, str, str]]:
 
 def digits() -> list[tuple[str, str, str]]:
     """The second dataset's sizes, from its class and its config (conf/data/digits.yaml)."""
-    from hydra import compose, initialize_config_dir
-
     from fmnist_scaling.data.datasets import dataset_class
-    from fmnist_scaling.run.resolvers import CONF_DIR
+    from fmnist_scaling.run.config_tree import compose
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["data=digits"])
+    cfg = compose("train", ["data=digits"])
     data = dataset_class(cfg.data.dataset._target_)
     train, test, val = data.train_size, data.test_size, cfg.data.val_size
     return [
