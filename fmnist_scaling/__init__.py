@@ -16,7 +16,12 @@ __version__ = "0.1.0"
 
 from fmnist_scaling.utils.versions import wrong_version as _wrong_version  # noqa: E402 - first, before any import of them
 
-# another release of OmegaConf, Hydra or Lightning than the code was written for: said at once, in
-# one line (`python -m` prints an ImportError of the package as one), before their own warnings
+# another release of OmegaConf, Hydra or Lightning than the code was written for: said at once,
+# before their own warnings; a command (python -m, where argv[0] is "-m" while the package
+# imports) stops in one line and exit 1, an import from a program of yours raises ImportError
 if _problem := _wrong_version():
+    import sys
+
+    if sys.argv[:1] == ["-m"]:
+        raise SystemExit(f"error: {_problem}")
     raise ImportError(_problem)
