@@ -164,11 +164,13 @@ def test_a_run_stopped_by_its_time_limit_is_not_called_completed(tmp_path, tiny_
     record = final_of(run_dir)
     assert record["status"] == "stopped" and record["stopped_by"] == "trainer.max_time"
     assert 0 < record["fraction_done"] < 0.01 and "completed" not in proc.stdout.split("\n", 1)[0]
-    # another limit is the same experiment: not refused; the run goes on from its last whole epoch
-    done = record["steps_done"]
-    proc = train(f"resume={run_dir}", *data, "trainer.max_time=00:00:00:03", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert final_of(run_dir)["status"] == "stopped" and final_of(run_dir)["steps_done"] > done
+    # the limit is per spell: each resume with the same limit goes on from its last whole epoch
+    # and gets further (with the time spent before restored, it stopped at once, behind)
+    for spell in (2, 3):
+        done = final_of(run_dir)["steps_done"]
+        proc = train(f"resume={run_dir}", *data, "trainer.max_time=00:00:00:02", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert final_of(run_dir)["status"] == "stopped" and final_of(run_dir)["steps_done"] > done, spell
 
 
 def test_a_finished_run_extends_to_more_epochs_with_one_history(tmp_path, tiny_root):

@@ -25,9 +25,17 @@ from fmnist_scaling.utils.files import atomic_file
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` with an atomic, same-folder save (local paths; others as Lightning).
-    ``seconds``: the time spent writing checkpoints so far (the record's ``checkpoint_time_s``)."""
+    ``seconds``: the time spent writing checkpoints so far (the record's ``checkpoint_time_s``).
+    A time limit is per spell: a checkpoint loads without the state of ``trainer.max_time``'s
+    ``Timer``, which would bring back the time spent before, and a run resumed with the limit
+    that stopped it would stop again at once, never further."""
 
     seconds = 0.0
+
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        checkpoint.get("callbacks", {}).pop("Timer", None)
+        return checkpoint
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         start = time.perf_counter()
