@@ -173,6 +173,26 @@ def test_a_run_stopped_by_its_time_limit_is_not_called_completed(tmp_path, tiny_
         assert final_of(run_dir)["status"] == "stopped" and final_of(run_dir)["steps_done"] > done, spell
 
 
+def test_a_sweep_re_run_with_its_time_limit_advances_every_job_in_the_same_folders(tmp_path, tiny_root):
+    data = [*STEPS, f"data.root={tiny_root}", "trainer.max_epochs=100000", "callbacks.diagnostics.histograms=false"]
+    sweep = ["-m", "scaling=max,standard", "seed=0", "trainer.max_time=00:00:00:02", f"hydra.sweep.dir={tmp_path / 's'}"]
+    done = {}
+    for spell in (1, 2):
+        proc = train(*sweep, *data, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        jobs = {p.parent.name: final_of(p.parent) for p in (tmp_path / "s").glob("*/metrics.json")}
+        # a job's folder is named by its experiment: no limit in it, so a re-run finds the same job
+        assert len(jobs) == 2 and not any("max_time" in name or "\\" in name for name in jobs), sorted(jobs)
+        assert all(r["status"] == "stopped" and r["steps_done"] > done.get(name, 0) for name, r in jobs.items())
+        done = {name: r["steps_done"] for name, r in jobs.items()}
+
+
+def test_a_sweep_over_a_setting_that_is_not_the_experiment_is_refused_at_once(tmp_path):
+    proc = train("-m", "scaling=max", "trainer.max_time=00:00:01:00,00:00:02:00", cwd=tmp_path)
+    assert proc.returncode == EXIT_BAD_INPUT and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: a sweep over trainer.max_time is refused") and not list(tmp_path.iterdir())
+
+
 def test_a_finished_run_extends_to_more_epochs_with_one_history(tmp_path, tiny_root):
     data = [*STEPS, f"data.root={tiny_root}"]
     straight, run_dir = tmp_path / "straight", tmp_path / "run"

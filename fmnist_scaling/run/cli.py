@@ -144,9 +144,17 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
 
     try:
         parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
-        cfg = compose("train", [o.input_line for o in parsed if not o.is_sweep_override()])
+        cfg = compose("train", [o.input_line for o in parsed if o.input_line is not None and not o.is_sweep_override()])
     except Exception:  # noqa: BLE001 - an unknown key; else a grammar error or a bad choice: Hydra tells
         return unknown_key(argv, keys)
+    swept = next(
+        (o.key_or_group for o in parsed if o.is_sweep_override() and experiment.harmless(o.key_or_group)), None
+    )
+    if swept:  # its jobs would share one folder: a job's folder is named by the experiment only
+        return (
+            f"a sweep over {swept} is refused: it does not change what a run computes, so every job "
+            f"would be the same run, in one folder; give one value per command"
+        )
     if any(key not in flatten(OmegaConf.to_container(cfg, resolve=False), inner=True) for key in keys):  # swept
         return unknown_key(argv, keys)
     if dry_run:
@@ -157,7 +165,9 @@ def bad_override(argv: list[str], dry_run: bool = False) -> str | None:
         return str(err)
     for override in parsed:  # each value of a sweep over a key
         rule = rule_for(override.key_or_group, cfg) if override.is_discrete_sweep() else None
-        for value in override.sweep_iterator() if rule else ():
+        if not rule:
+            continue
+        for value in override.sweep_iterator():
             if not rule.ok(value):
                 return f"{override.key_or_group}={show(value)} is invalid: must be {rule.allowed}"
     return None

@@ -24,8 +24,8 @@ from fmnist_scaling.run.migrate import upgrade_config
 from fmnist_scaling.utils.errors import ConfigError
 from fmnist_scaling.utils.log import log
 
-#: Limits that stop a run before its plan: a stopped run resumes without them or with others;
-#: they still name a sweep job's folder, so that a sweep over them gets one folder per value.
+#: Limits that stop a run before its plan: a stopped run resumes without them or with others,
+#: each spell with its own limit.
 LIMITS = ("trainer.max_time", "trainer.max_steps")
 #: Config keys (and their subkeys) that do not change what a run computes: a resume may differ in them.
 NOT_THE_EXPERIMENT = (
@@ -48,7 +48,7 @@ LOCATE_THE_DATA = ("data.root", "data.local_copy", "data.download")
 #: Overrides that a sweep gives every job alike: no part of a job's folder name.
 SAME_FOR_EVERY_JOB = ("experiment", "launcher", "hydra.launcher.n_jobs")
 #: What ``hydra.job.override_dirname`` leaves out (see the module's docstring).
-NOT_IN_JOB_NAMES = tuple(k for k in NOT_THE_EXPERIMENT if k not in LIMITS) + SAME_FOR_EVERY_JOB
+NOT_IN_JOB_NAMES = NOT_THE_EXPERIMENT + SAME_FOR_EVERY_JOB
 
 
 def harmless(key: str) -> bool:
