@@ -111,7 +111,7 @@ def train(
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [recorder]
     if cfg.trainer.get("enable_progress_bar") is False:  # the flag wins over the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    logger: Any = instantiate(cfg.logger) if cfg.get("logger") else False  # a Lightning logger, or none
     if logger:  # its hparams.yaml, written with the first checkpoint, says what the run is
         logger.hparams.update(hparams(cfg, choices))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))

@@ -3,7 +3,7 @@ and measures it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -13,9 +13,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from fmnist_scaling.data.datamodule import study_data
 from fmnist_scaling.models import fused
 from fmnist_scaling.models.gain import apply_gain
-from fmnist_scaling.models.networks import first_weighted, initialize, input_shape_of
+from fmnist_scaling.models.networks import MLP, first_weighted, initialize, input_shape_of
 from fmnist_scaling.models.networks import input_norm as input_norm_layer
 from fmnist_scaling.utils.compat import counted_step
 from fmnist_scaling.utils.errors import ConfigError, root_cause
@@ -89,17 +90,17 @@ class ScalingClassifier(L.LightningModule):
             },
             logger=False,  # the run logs hparams once, with final metrics (TensorBoard's HPARAMS view)
         )
-        self.net = instantiate(net)
+        self.net: nn.Module = instantiate(net)
         initialize(self.net, init)
         if first_layer_init_scale != 1.0:  # see the README: scale is a learning rate, exactly
             with torch.no_grad():
-                first_weighted(self.net).weight.mul_(first_layer_init_scale)
+                _first_weight(self.net).mul_(first_layer_init_scale)
         if first_layer_gain != 1.0:  # an input gain as parameters: init x g, the optimizer's factors (gain.py)
             with torch.no_grad():
-                first_weighted(self.net).weight.mul_(first_layer_gain)
+                _first_weight(self.net).mul_(first_layer_gain)
         #: the shape of one input the network asks for: (784,) flat, (1, 28, 28) an image
         self.input_shape = input_shape_of(self.net)
-        self.input_norm = input_norm_layer(input_norm, self.input_shape)
+        self.input_norm: nn.Module = input_norm_layer(input_norm, self.input_shape)
         self.loss_fn = nn.CrossEntropyLoss()
         # validate_args=False: the checks cost a host sync per update
         self.accuracy = nn.ModuleDict(
@@ -119,9 +120,10 @@ class ScalingClassifier(L.LightningModule):
 
     # ---- training
     def on_train_start(self) -> None:
-        trainer = self.trainer
+        trainer, optimizer = self.trainer, self.optimizers()
+        assert not isinstance(optimizer, list)  # configure_optimizers returns one optimizer
         self.choose_step(
-            self.optimizers().optimizer,
+            optimizer.optimizer,
             world_size=trainer.world_size,
             precision=trainer.precision,
             detect_anomaly=torch.is_anomaly_enabled(),  # Trainer(detect_anomaly=True) turns it on around fit
@@ -138,7 +140,7 @@ class ScalingClassifier(L.LightningModule):
         logits = torch.cat([out.detach() for _, out in steps])
         labels = torch.cat([y for _, y in batch])
         # running metrics, accumulated on the device and logged once per epoch
-        self.accuracy["train_acc"].update(logits, labels)
+        self._accuracy("train").update(logits, labels)
         self.train_loss.update(losses, torch.tensor([len(y) for _, y in batch], device=losses.device))
         self._check_divergence(losses)
         if batch_idx == self._last_batch or self.diverged_at:
@@ -161,9 +163,9 @@ class ScalingClassifier(L.LightningModule):
         """Set ``step_kind``: ``fused`` where :func:`fmnist_scaling.models.fused.sgd_step` makes the same
         update as autograd and ``optimizer`` (``trainer``: world_size, precision, detect_anomaly),
         else ``autograd (why)``."""
-        reason = "model.fused_step=false"
-        if self.hparams.input_norm != "none":
-            reason = f"model.input_norm={self.hparams.input_norm} (fused: the network alone)"
+        reason: str | None = "model.fused_step=false"
+        if self.hparams["input_norm"] != "none":
+            reason = f"model.input_norm={self.hparams['input_norm']} (fused: the network alone)"
         elif self.hparams.get("fused_step", True):
             reason = fused.why_not_fused(self.net, optimizer, **trainer)
         self.step_kind = "fused" if reason is None else f"autograd ({reason})"
@@ -175,6 +177,7 @@ class ScalingClassifier(L.LightningModule):
         if self.step_kind == "fused":
             # with a first-layer lr, the first group is that layer's weight
             lr, first_lr = optimizer.param_groups[-1]["lr"], optimizer.param_groups[0]["lr"]
+            assert isinstance(self.net, MLP)  # choose_step picks fused for the MLP alone
             return fused.sgd_step(self.net, x, y, lr, first_weight_lr=first_lr)
         out = self(x)
         loss = self.loss_fn(out, y)
@@ -182,6 +185,12 @@ class ScalingClassifier(L.LightningModule):
         loss.backward()
         optimizer.step()
         return loss, out
+
+    def _accuracy(self, split: str) -> MulticlassAccuracy:
+        """The accuracy metric of ``split`` (``train`` or one of :data:`EVAL_SPLITS`)."""
+        metric = self.accuracy[f"{split}_acc"]
+        assert isinstance(metric, MulticlassAccuracy)  # a ModuleDict's items are typed as any module
+        return metric
 
     def _check_divergence(self, losses: Tensor) -> None:
         nonfinite = ~torch.isfinite(losses)
@@ -195,13 +204,13 @@ class ScalingClassifier(L.LightningModule):
         # the callbacks' (the run recorder must see the epoch's values)
         self._log_step_axis()
         self.log("train/loss", self.train_loss.compute(), on_step=False, on_epoch=True, batch_size=1)
-        self.log("train/acc", self.accuracy["train_acc"].compute(), on_step=False, on_epoch=True, batch_size=1)
+        self.log("train/acc", self._accuracy("train").compute(), on_step=False, on_epoch=True, batch_size=1)
         self.train_loss.reset()
-        self.accuracy["train_acc"].reset()
+        self._accuracy("train").reset()
 
     # ---- evaluation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        names = getattr(self.trainer.datamodule, "val_loader_names", ["val"])
+        names = getattr(study_data(self.trainer), "val_loader_names", ["val"])
         self._evaluate(names[dataloader_idx], batch)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -211,9 +220,9 @@ class ScalingClassifier(L.LightningModule):
     def _evaluate(self, name: str, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
         logits = self(x)
-        self.accuracy[f"{name}_acc"].update(logits, y)
+        self._accuracy(name).update(logits, y)
         # sync_dist: under DDP the epoch's mean loss over every rank's shard (once per epoch)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "on_step": False,
             "on_epoch": True,
             "batch_size": len(y),
@@ -221,7 +230,7 @@ class ScalingClassifier(L.LightningModule):
             "sync_dist": True,
         }
         self.log(f"{name}/loss", self.loss_fn(logits, y), **kwargs)
-        self.log(f"{name}/acc", self.accuracy[f"{name}_acc"], **kwargs)
+        self.log(f"{name}/acc", self._accuracy(name), **kwargs)
         return logits
 
     def on_validation_epoch_end(self) -> None:
@@ -242,22 +251,30 @@ class ScalingClassifier(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         scale, gain = self.hparams.get("first_layer_lr_scale", 1.0), self.hparams.get("first_layer_gain", 1.0)
         if scale == 1.0 and gain == 1.0:
-            return instantiate(self.hparams.optimizer, params=self.parameters())
+            return instantiate(self.hparams["optimizer"], params=self.parameters())
         # the first layer's weight in a group of its own, with its learning rate scaled
-        first = first_weighted(self.net).weight
+        first = _first_weight(self.net)
         rest = [p for p in self.parameters() if p is not first]
-        groups = [{"params": [first], "lr": self.hparams.optimizer["lr"] * scale}, {"params": rest}]
-        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(groups)  # groups of tensors: past Hydra
+        groups = [{"params": [first], "lr": self.hparams["optimizer"]["lr"] * scale}, {"params": rest}]
+        optimizer = instantiate(self.hparams["optimizer"], _partial_=True)(groups)  # groups of tensors: past Hydra
         if gain != 1.0:  # the group now holds the optimizer's own values (eps, weight_decay): scale them
             apply_gain(optimizer.param_groups[0], optimizer, gain)
         return optimizer
+
+
+def _first_weight(net: nn.Module) -> Tensor:
+    """The weight of the network's first layer (:func:`first_weighted`: a linear or convolution layer)."""
+    weight = first_weighted(net).weight
+    assert isinstance(weight, Tensor)  # a module's attributes are typed as tensor or module
+    return weight
 
 
 def _plain(config: Any) -> dict[str, Any] | None:
     """A config (DictConfig or dict) as a plain dict, interpolations resolved: hyperparameters
     that a checkpoint holds as plain values."""
     if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)
+        # to_container's stubs say any container of any keys; a DictConfig gives a dict, keyed by name here
+        return cast(dict[str, Any], OmegaConf.to_container(config, resolve=True))
     return dict(config) if config is not None else None
 
 

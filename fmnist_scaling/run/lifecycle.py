@@ -86,7 +86,7 @@ def end_early(
     stop: StopSignals,
     run_dir: Path,
     in_sweep: bool,
-    write: Callable[..., None],
+    write: Callable[..., object],
     overrides: list[str],
 ) -> float:
     """Record how the run ended (``interrupted`` or ``failed``) with ``write(**fields)``, say it
@@ -157,7 +157,7 @@ def reject(err: Exception, run_dir: Path, in_sweep: bool, previous: dict[str, An
     sys.exit(code)
 
 
-def _try_write(write: Callable[..., None], **fields: Any) -> str:
+def _try_write(write: Callable[..., object], **fields: Any) -> str:
     """Write the final record; what to add to the message if even that failed (a full disk)."""
     try:
         write(**fields)
@@ -172,7 +172,7 @@ def _log_traceback(err: BaseException) -> None:
 
     text = "".join(traceback.format_exception(err))
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.FileHandler) and handler.stream is not None:  # None: not opened yet
             try:
                 handler.stream.write(text)
                 handler.flush()

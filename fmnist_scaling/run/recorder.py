@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -15,6 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_scaling.models.diagnostics import Diagnostics
 from fmnist_scaling.models.networks import first_weighted
 from fmnist_scaling.run import context, records
+
+if TYPE_CHECKING:
+    from fmnist_scaling.models.classifier import ScalingClassifier
 
 
 class RunRecorder(L.Callback):
@@ -58,13 +61,14 @@ class RunRecorder(L.Callback):
         self.timeline: dict[str, float] = {}
         self.eval_s = 0.0
         self._eval_start: float | None = None
-        self._epoch_start, self._train_end = 0.0, None
+        self._epoch_start = 0.0
+        self._train_end: float | None = None
         self._trainer: Any = None
         self._model: Any = None
         self._network: dict[str, Any] = {}  # what the record says of the network, see attach
         self._dataset: dict[str, Any] = {}  # and of the dataset
 
-    def attach(self, trainer: L.Trainer, model: L.LightningModule, net_choice: str, dataset: Any = None) -> None:
+    def attach(self, trainer: L.Trainer, model: ScalingClassifier, net_choice: str, dataset: Any = None) -> None:
         """Record this trainer's run of ``model`` (whose network is the config choice ``net_choice``)
         on ``dataset`` (:class:`~fmnist_scaling.data.datasets.ImageDataset`)."""
         self._trainer, self._model = trainer, model
@@ -72,8 +76,8 @@ class RunRecorder(L.Callback):
         self._network = {
             "net": net_choice,
             "class": type(model.net).__qualname__,
-            "input_norm": model.hparams.input_norm,
-            "init": model.hparams.init,
+            "input_norm": model.hparams["input_norm"],
+            "init": model.hparams["init"],
             "input_shape": list(model.input_shape),
             "parameters": sum(p.numel() for p in model.parameters()),
             # the layer the diagnostics call the first (report reads its weight norm by this name)
@@ -125,6 +129,7 @@ class RunRecorder(L.Callback):
         """Write the record with ``extra`` (under DDP every rank calls this; rank zero writes)."""
         snapshot = self.snapshot(**extra)
         if self._trainer.is_global_zero:
+            assert self.run_dir is not None, "a recorder made without a run folder writes no record"
             records.write(self.run_dir, snapshot)
         return snapshot
 
@@ -198,7 +203,7 @@ class RunRecorder(L.Callback):
             self._eval_start = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        entry = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
+        entry: dict[str, float] = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step}
         first = self.history[-1]["step"] if self.history and self.history[-1]["epoch"] < entry["epoch"] else 0
         if trainer.global_step - first < self._steps_per_epoch(trainer) and not trainer.sanity_checking:
             entry["partial"] = True  # stopped inside the epoch (a time or step limit, divergence)

@@ -254,6 +254,7 @@ def find_threshold(
     for seed in seeds if k_broken is not None else []:
         # fine: up from the last decade that learned (on past the bracket where this seed survives
         # it); down from there where this seed breaks at it
+        assert k_broken is not None  # the loop runs only then
         k = k_broken - STEPS_PER_DECADE
         if broken(k, seed):
             while k > DECADES[0] * STEPS_PER_DECADE and broken(k - 1, seed):
