@@ -6,6 +6,8 @@ import json
 import pytest
 import torch
 
+from fmnist_scaling.run.resolvers import group_choices
+from fmnist_scaling.tools import gpu_check
 from tests.conftest import run_module
 
 pytestmark = pytest.mark.real_data
@@ -31,3 +33,22 @@ def test_smoke_runs_every_step_and_writes_its_json(tmp_path, real_root):
     assert report["evaluate"]["ok"] and report["evaluate"]["cpu"]["test_acc"] == report["evaluate"]["auto"]["test_acc"]
     assert report["bench"]["ok"] and set(report["bench"]["ratios"]) >= {"project/article", "project/floor"}
     assert "| scaling | device |" in proc.stdout and "evaluate: GPU" in proc.stdout
+
+
+def test_a_mode_with_no_row_in_the_cpu_study_is_listed_and_compared_with_nothing(tmp_path, capsys):
+    """A mode added since ``make docs`` last ran (none here: a made-up name) has no row in
+    docs/study.md: the check lists it, compares it with nothing, and does not fail for it."""
+    study = gpu_check.cpu_study()
+    assert tuple(group_choices("scaling")) == gpu_check.MODES and set(study) <= set(gpu_check.MODES)
+    job = tmp_path / "scaling=new,seed=0"
+    job.mkdir()
+    record = {"status": "completed", "device": "cuda:0", "final": {"test/acc": 0.5}, "wall_time_s": 2.0}
+    (job / "metrics.json").write_text(json.dumps(record))
+    rows = {mode: gpu_check.mode_row(mode, job, study, "cuda") for mode in ("max", "new")}
+    assert rows["new"]["within_spread"] is None and rows["new"]["cpu_test_acc"] is None
+    assert rows["max"]["within_spread"] is False and rows["max"]["cpu_test_acc"] == study["max"][0]
+    steps = {"evaluate": {"ok": True}, "bench": {"ok": True}, "tests": {"ok": None, "skipped": "--smoke"}}
+    gpu_check.print_table({"machine": {"gpu": "GPU"}, "runs": {"ok": True, "modes": rows}, **steps})
+    assert (
+        "| new | cuda:0 | 50.0 | none yet | not compared (no row in docs/study.md) | 2.0 |" in capsys.readouterr().out
+    )

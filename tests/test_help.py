@@ -9,6 +9,7 @@ import pytest
 
 from fmnist_scaling import train
 from fmnist_scaling.run import cli, help
+from fmnist_scaling.run.resolvers import group_choices
 
 #: ``python -m fmnist_scaling.train`` with this project's help switched off: Hydra prints its own.
 HYDRAS_OWN = (
@@ -40,14 +41,15 @@ def test_help_prints_what_hydra_prints_without_its_listing(argv, capsys, monkeyp
 
     monkeypatch.setattr(Hydra, "app_help", slow)
     assert fast_help(argv, capsys, monkeypatch) == expected
-    assert "scaling: centered, max, minmax, none, per_pixel, standard" in expected
+    assert f"scaling: {', '.join(group_choices('scaling'))}\n" in expected  # every mode in conf/scaling/
     assert not list(tmp_path.iterdir())  # nothing made
 
 
 def test_help_lists_every_group_that_holds_an_option():
     groups = help.config_groups()
-    assert groups["model/net"] == ["cnn", "mlp"] and "model" in groups and "hydra" not in groups
-    assert all(options for options in groups.values())
+    assert groups["model/net"] == group_choices("model/net") and "model" in groups and "hydra" not in groups
+    assert groups == {group: group_choices(group) for group in groups} and all(groups.values())
+    assert {"data", "scaling", "model/net", "model/optimizer"} <= set(groups)
 
 
 def test_a_search_path_of_the_users_is_left_to_hydra(tmp_path):

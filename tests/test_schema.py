@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from fmnist_scaling.run import cli, resolvers, schema
+from fmnist_scaling.run import cli, resolvers, schema, signatures
+from fmnist_scaling.run.resolvers import group_choices
 from fmnist_scaling.run.validate import validate
 from fmnist_scaling.utils.errors import ConfigError
 
@@ -28,10 +29,10 @@ def group_options() -> list[list[str]]:
     """The default config, then one more config per option of every group (a yaml in conf/)."""
     options: list[list[str]] = [[]]
     for group in ("data", "scaling", "model/net", "model/optimizer", "trainer", "logger", "callbacks"):
-        options += [[f"{group}={p.stem}"] for p in sorted((CONF / group).glob("*.yaml"))]
-    options += [[f"+arch={p.stem}"] for p in sorted((CONF / "arch").glob("*.yaml"))]
-    options += [[f"+experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
-    options += [["+experiment=scale_law", f"gain_as={p.stem}"] for p in sorted((CONF / "gain_as").glob("*.yaml"))]
+        options += [[f"{group}={choice}"] for choice in group_choices(group)]
+    options += [[f"+arch={choice}"] for choice in group_choices("arch")]
+    options += [[f"+experiment={choice}"] for choice in group_choices("experiment")]
+    options += [["+experiment=scale_law", f"gain_as={choice}"] for choice in group_choices("gain_as")]
     return options
 
 
@@ -51,20 +52,25 @@ LEAVES = sorted(
         for name, cfg in CONFIGS.items()
         for o in [[] if name == "default" else name.split()]
         for key, own, _ in schema.leaves(cfg)
-        if own and schema.rule_for(key) is not None
+        if own and schema.rule_for(key, cfg) is not None
     },
     key=lambda leaf: (leaf[1], len(leaf[0]), leaf[0]),
 )
-FIRST = {}  # the simplest config in which each key exists
+FIRST = {}  # the simplest config in which each key exists, and the key's rule there
+RULE = {}
 for overrides, key in LEAVES:
-    FIRST.setdefault(key, overrides)
+    if key not in FIRST:
+        FIRST[key] = overrides
+        RULE[key] = schema.rule_for(key, CONFIGS[" ".join(overrides) or "default"])
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_every_leaf_of_every_shipped_config_has_a_rule_and_passes_it(name):
     cfg = CONFIGS[name]
-    unruled = [k for k, own, _ in schema.leaves(cfg) if own and k.split(".")[0] != "hydra" and not schema.rule_for(k)]
-    assert not unruled, f"keys with no rule in fmnist_scaling/run/schema.py: {unruled}"
+    unruled = [
+        k for k, own, _ in schema.leaves(cfg) if own and k.split(".")[0] != "hydra" and not schema.rule_for(k, cfg)
+    ]
+    assert not unruled, f"keys with no rule in fmnist_scaling/run/schema.py, nor in their class's signature: {unruled}"
     schema.check_leaves(cfg, skip_unresolved=True)  # the shipped values are valid
 
 
@@ -92,7 +98,7 @@ RULES = [  # key, values it holds, values it refuses
 
 @pytest.mark.parametrize("key,good,bad", RULES, ids=[r[0] for r in RULES])
 def test_each_rule_holds_and_refuses_known_values(key, good, bad):
-    rule = schema.rule_for(key)
+    rule = schema.rule_for(key, CONFIGS["default"])  # a network's argument: from its signature
     assert rule is not None
     assert [v for v in good if not rule.ok(v)] == []
     assert [v for v in bad if rule.ok(v)] == []
@@ -111,6 +117,72 @@ def test_a_network_of_your_own_checks_its_own_arguments():
     cfg = compose(["model.net._target_=not a path"])
     with pytest.raises(ConfigError, match="model.net._target_='not a path' is invalid: must be a dotted class path"):
         schema.check_leaves(cfg, skip_unresolved=True)
+
+
+PLUGIN = """
+from collections.abc import Sequence
+from typing import Annotated, Literal, Optional
+
+from fmnist_scaling.data.scaling import Positive, Scaling
+from fmnist_scaling.models.options import Widths
+
+Odd = Literal[1, 3, 5]
+
+
+class Net:
+    def __init__(
+        self, channels: int = 8, widths: Widths = (4, 4), kernel: Odd = 3, rate: Annotated[float, ">= 0", "< 1"] = 0.5,
+        tag: str | None = None, flag=False, scale=1.0, names=("a",), blob=None, *, depth: "Optional[int]" = None, **more
+    ):
+        pass
+
+
+class Mode(Scaling):
+    pass
+
+
+class Floor(Mode):
+    def __init__(self, floor: Positive = 0.1):
+        super().__init__()
+        self.floor = floor
+"""
+
+
+def test_a_plug_ins_argument_rules_come_from_its_signature(tmp_path, monkeypatch):
+    """Annotations (aliases of this package's and of the module's own, bounds in Annotated,
+    Literal, unions with None), else the default's type; inherited constructors; a class whose
+    source cannot be read has none. Read from the source: nothing is imported."""
+    (tmp_path / "schema_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for cache in (schema.argument_rule, signatures._module):
+        cache.cache_clear()
+    rules = {
+        name: schema.argument_rule("schema_plugin.Net", name) for name in signatures.arguments("schema_plugin.Net")
+    }
+    assert {name: rule.allowed for name, rule in rules.items()} == {
+        "channels": "an integer",
+        "widths": "a non-empty list of integers >= 1, e.g. [4, 4]",
+        "kernel": "one of 1, 3, 5",
+        "rate": "a finite number >= 0 and < 1",
+        "tag": "a string, or null",
+        "flag": "true or false",
+        "scale": "a finite number",
+        "names": "a list of strings, e.g. ['a']",
+        "blob": schema.anything().allowed,
+        "depth": "an integer, or null",
+    }
+    assert rules["rate"].ok(0) and not rules["rate"].ok(1.0) and not rules["widths"].ok([4, 0])
+    assert rules["kernel"].ok(5) and not rules["kernel"].ok(2) and rules["depth"].ok(None)
+    assert signatures.arguments("schema_plugin.Mode") == {}  # Scaling's __init__ takes nothing
+    assert schema.argument_rule("schema_plugin.Floor", "floor").allowed == "a finite number > 0"
+    assert signatures.arguments("schema_plugin.Missing") is None and signatures.arguments("no_such.Net") is None
+    assert "schema_plugin" not in sys.modules
+    cfg = compose(["model.net._target_=schema_plugin.Net", "+model.net.channels=[8,16]"])
+    with pytest.raises(ConfigError, match=r"^model.net.channels=\[8, 16\] is invalid: must be an integer$"):
+        schema.check_leaves(cfg, skip_unresolved=True)  # the CNN's list of channels is not this net's rule
+    schema.check_leaves(
+        compose(["model.net._target_=schema_plugin.Net", "+model.net.channels=8"]), skip_unresolved=True
+    )
 
 
 def as_override(value) -> str:
@@ -132,13 +204,13 @@ VALUES = st.one_of(
     st.text(alphabet="abcxyz-_:0123456789", min_size=1, max_size=10),
     st.lists(st.one_of(st.integers(-3, 3), st.floats(-2, 2)), max_size=3),
 )
-CHECKED = sorted(key for key in FIRST if schema.rule_for(key).allowed != schema.anything().allowed)
+CHECKED = sorted(key for key in FIRST if RULE[key].allowed != schema.anything().allowed)
 
 
 @st.composite
 def bad_leaf(draw):
     key = draw(st.sampled_from(CHECKED))
-    rule = schema.rule_for(key)
+    rule = RULE[key]
     value = draw(VALUES.filter(lambda v: not rule.ok(v)))
     return key, value
 

@@ -12,7 +12,7 @@ attributes of the same name: :meth:`Scaling.config` rebuilds the mode from them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
@@ -20,6 +20,9 @@ from torch import Tensor
 #: The largest value a uint8 pixel can take: the default of the modes that need the pixel range.
 #: The configs pass the chosen dataset's own (``${dataset:max_value}``: 16 for the 8 x 8 digits).
 PIXEL_MAX = 255.0
+#: A constructor argument that must be > 0 (a pixel range, a floor): the config's schema reads
+#: the bound from the annotation (:mod:`fmnist_scaling.run.schema`).
+Positive = Annotated[float, "> 0"]
 
 #: Images per chunk when fitting statistics: float64 sums stay exact without a 60,000 x 784
 #: float64 copy (376 MB) of the training set.
@@ -86,7 +89,7 @@ class Shifted(Scaling):
     grows along the mean direction while the spread of the inputs stays what ``max`` gives
     (``python -m fmnist_scaling.tools.threshold --cases max scaling._target_=...Shifted +scaling.offset=1``)."""
 
-    def __init__(self, max_value: float = PIXEL_MAX, offset: float = 0.0) -> None:
+    def __init__(self, max_value: Positive = PIXEL_MAX, offset: float = 0.0) -> None:
         super().__init__()
         if not max_value > 0:
             raise ValueError(f"max_value must be > 0, got {max_value!r}")
@@ -107,7 +110,7 @@ class Whitened(Scaling):
 
     needs_fit = True
 
-    def __init__(self, max_value: float = PIXEL_MAX, eps: float = 0.01) -> None:
+    def __init__(self, max_value: Positive = PIXEL_MAX, eps: Positive = 0.01) -> None:
         super().__init__()
         for name, value in (("max_value", max_value), ("eps", eps)):
             if not value > 0:
@@ -158,7 +161,7 @@ class NoScaling(Scaling):
 class MaxScaling(Scaling):
     """``max``: divide by the largest possible value, ``max_value`` (255 for 8-bit images: the article's fix)."""
 
-    def __init__(self, max_value: float = PIXEL_MAX) -> None:
+    def __init__(self, max_value: Positive = PIXEL_MAX) -> None:
         super().__init__()
         if not max_value > 0:
             raise ValueError(f"max_value must be > 0, got {max_value!r}")
@@ -202,7 +205,7 @@ class PerPixelStandardize(Scaling):
 
     needs_fit = True
 
-    def __init__(self, eps: float = 0.01, max_value: float = PIXEL_MAX) -> None:
+    def __init__(self, eps: Positive = 0.01, max_value: Positive = PIXEL_MAX) -> None:
         super().__init__()
         for name, value in (("eps", eps), ("max_value", max_value)):
             if not value > 0:
@@ -220,7 +223,7 @@ class PerPixelStandardize(Scaling):
 class Centered(Scaling):
     """``centered``: the pixel range 0..``max_value`` (0..255) mapped linearly onto -1..1."""
 
-    def __init__(self, max_value: float = PIXEL_MAX) -> None:
+    def __init__(self, max_value: Positive = PIXEL_MAX) -> None:
         super().__init__()
         if not max_value > 0:
             raise ValueError(f"max_value must be > 0, got {max_value!r}")

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from fmnist_scaling.data.datasets import DEFAULT
-from fmnist_scaling.models.options import ACTIVATION_NAMES, INITS, INPUT_NORMS
+from fmnist_scaling.models.options import ACTIVATION_NAMES, INITS, INPUT_NORMS, Activation, Classes, Size, Widths
 
 ACTIVATIONS: dict[str, type[nn.Module]] = dict(
     zip(ACTIVATION_NAMES, (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU), strict=True)
@@ -48,10 +48,10 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        in_features: int = FLAT_INPUT[0],
-        hidden: Sequence[int] = (1000,),
-        num_classes: int = 10,
-        activation: str = "relu",
+        in_features: Size = FLAT_INPUT[0],
+        hidden: Widths = (1000,),
+        num_classes: Classes = 10,
+        activation: Activation = "relu",
     ) -> None:
         super().__init__()
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -77,7 +77,11 @@ class CNN(nn.Module):
     parameters in the convolutions and 7,850 in the linear layer."""
 
     def __init__(
-        self, channels: Sequence[int] = (8, 16), num_classes: int = 10, activation: str = "relu", image_size: int = 28
+        self,
+        channels: Widths = (8, 16),
+        num_classes: Classes = 10,
+        activation: Activation = "relu",
+        image_size: Size = 28,
     ) -> None:
         super().__init__()
         layers: OrderedDict[str, nn.Module] = OrderedDict()

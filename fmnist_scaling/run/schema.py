@@ -6,16 +6,24 @@ of a composed config and checks it against the table; :mod:`fmnist_scaling.run.v
 checks that involve two keys or the machine. A test composes the config with every group
 option and asserts that every leaf has a rule, so a new key cannot go unchecked.
 
-Subtrees built by a class of your own (``data.dataset``, ``model.net``, ``scaling``, a callback whose ``_target_`` is
-outside this package and Lightning) check their own arguments: only their ``_target_`` is checked
-here. Keys added with ``+`` under a known subtree, with no rule, go to the class they configure.
+The arguments of a plug-in class (``data.dataset``, ``scaling``, ``model.net``), built-in or your
+own, have no entry in the table: each one's rule comes from the class's constructor signature
+(:func:`argument_rule`): its annotation (``int``, ``float``, ``bool``, ``str``, a list of one of
+them, ``Literal[...]`` for choices, ``X | None``, and bounds as strings in ``Annotated[int, ">= 1"]``),
+else its default's type. A key the signature does not name, or a class whose source cannot be read,
+is left to the class. A callback or logger whose ``_target_`` is outside this package and Lightning
+checks its own arguments: only its ``_target_`` is checked here. Keys added with ``+`` under a
+known subtree, with no rule, go to the class they configure.
 
-Nothing here imports torch: the checks run before a run starts, in well under a second.
+Nothing here imports torch (a plug-in's signature is read from its source,
+:mod:`fmnist_scaling.run.signatures`): the checks run before a run starts, in well under a second.
 """
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import functools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -24,7 +32,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fmnist_scaling.models.options import ACTIVATION_NAMES, INITS, INPUT_NORMS
+from fmnist_scaling.models.options import INITS, INPUT_NORMS
+from fmnist_scaling.run import signatures
 from fmnist_scaling.utils.errors import ConfigError
 
 #: The largest seed numpy's and so Lightning's seeding takes (2^32 - 1).
@@ -35,8 +44,10 @@ PRECISIONS = (
     "64-true", "64", 64, "32-true", "32", 32, "16-true", "16-mixed", "16", 16,
     "bf16-true", "bf16-mixed", "bf16", "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
+#: Subtrees built by a plug-in class: the rules of its arguments come from its signature.
+PLUGINS = ("data.dataset", "scaling", "model.net")
 #: Subtrees whose class, when it is your own, checks its own arguments.
-PLUGGABLE = ("data.dataset", "scaling", "model.net", "callbacks.*", "logger")
+PLUGGABLE = ("callbacks.*", "logger")
 #: The packages whose classes the rules below are written for.
 KNOWN_PACKAGES = ("fmnist_scaling.", "lightning.", "pytorch_lightning.", "torch.optim.")
 
@@ -113,13 +124,6 @@ def target() -> Rule:
     )
 
 
-def widths(example: str) -> Rule:
-    return Rule(
-        f"a non-empty list of integers >= 1, e.g. {example}",
-        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(h) and h >= 1 for h in v),
-    )
-
-
 def anything() -> Rule:
     """A value the class it configures checks (a list of plugins, a strategy object)."""
     return Rule("anything its class accepts", lambda v: True)
@@ -134,7 +138,7 @@ def max_time() -> Rule:
             (isinstance(v, str) and clock.fullmatch(v) is not None)
             or (
                 isinstance(v, dict)
-                and v
+                and len(v) > 0
                 and set(v) <= units
                 and all(_is_number(x) and math.isfinite(x) and x >= 0 for x in v.values())
             )
@@ -167,10 +171,8 @@ SCHEMA: dict[str, Rule] = {
     "data.eval_train": boolean(),
     "data.probe_size": integer(1),
     "data.seed": integer(0, MAX_SEED),
-    # scaling
+    # scaling: its arguments' rules come from its class (argument_rule)
     "scaling._target_": target(),
-    "scaling.max_value": _POSITIVE,
-    "scaling.eps": _POSITIVE,
     # model
     "model._target_": target(),
     "model.num_classes": integer(2),
@@ -192,13 +194,7 @@ SCHEMA: dict[str, Rule] = {
         "two numbers in [0, 1), e.g. [0.9, 0.999]",
         lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v),
     ),
-    "model.net._target_": target(),
-    "model.net.in_features": integer(1),
-    "model.net.hidden": widths("[1000]"),
-    "model.net.channels": widths("[8, 16]"),
-    "model.net.image_size": integer(1),
-    "model.net.num_classes": integer(2),
-    "model.net.activation": choice(*ACTIVATION_NAMES),
+    "model.net._target_": target(),  # its arguments' rules come from its class (argument_rule)
     # trainer: Lightning's Trainer arguments
     "trainer._target_": target(),
     "trainer.accelerator": choice(*ACCELERATORS),
@@ -249,12 +245,152 @@ SCHEMA: dict[str, Rule] = {
 }
 
 
-def rule_for(key: str) -> Rule | None:
-    """The rule of ``key`` (an exact entry, else the first pattern that matches), or None."""
+def rule_for(key: str, cfg: DictConfig | None = None) -> Rule | None:
+    """The rule of ``key``: for an argument of a plug-in class (``scaling.eps``), the one its
+    signature gives (:func:`argument_rule`; the class is the ``_target_`` of ``cfg``, and without
+    ``cfg`` there is none); else an exact entry of the table, else its first pattern that matches."""
+    plugin = _plugin_argument(key)
+    if plugin is not None:
+        subtree, name = plugin
+        if cfg is None:
+            return None
+        target_ = OmegaConf.select(cfg, f"{subtree}._target_", default=None, throw_on_resolution_failure=False)
+        return argument_rule(target_, name) if isinstance(target_, str) else None
     if key in SCHEMA:
         return SCHEMA[key]
     patterns = (rule for pattern, rule in SCHEMA.items() if "*" in pattern and fnmatch.fnmatchcase(key, pattern))
     return next(patterns, None)
+
+
+def _plugin_argument(key: str) -> tuple[str, str] | None:
+    """``(subtree, argument)`` for a key that names an argument of a plug-in class
+    (``model.net.hidden``), not one of Hydra's own (``_target_``) nor a key inside one."""
+    for subtree in PLUGINS:
+        name = key[len(subtree) + 1 :] if key.startswith(f"{subtree}.") else ""
+        if name and "." not in name and not name.startswith("_"):
+            return subtree, name
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def argument_rule(target_: str, name: str) -> Rule | None:
+    """The rule of the argument ``name`` of the class at ``target_``, from its constructor's
+    signature: its annotation, else its default's type, else anything; None where the class's
+    source cannot be read or its signature has no such argument (the class checks it)."""
+    found = signatures.arguments(target_)
+    if found is None or name not in found:
+        return None
+    argument = found[name]
+    has_default, default = signatures.literal(argument.default)
+    rule = _annotation_rule(argument.annotation, default if has_default else None)
+    return rule or (_default_rule(default) if has_default else None) or anything()
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A scalar type an annotation names: its words for one value and for a list of them."""
+
+    one: str
+    many: str
+    ok: Callable[[Any], bool]
+
+
+_KINDS = {
+    "int": _Kind("an integer", "integers", _is_int),
+    "float": _Kind("a finite number", "finite numbers", lambda v: _is_number(v) and math.isfinite(v)),
+    "bool": _Kind("true or false", "booleans (true or false)", lambda v: isinstance(v, bool)),
+    "str": _Kind("a string", "strings", lambda v: isinstance(v, str)),
+}
+#: Annotations of a sequence: a list in the config.
+_SEQUENCES = {"Sequence", "MutableSequence", "list", "List", "tuple", "Tuple", "Iterable", "Collection"}
+_BOUND = re.compile(r"(>=|>|<=|<)\s*(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda v, b: v >= b,
+    ">": lambda v, b: v > b,
+    "<=": lambda v, b: v <= b,
+    "<": lambda v, b: v < b,
+}
+
+
+def _name(node: ast.expr) -> str | None:
+    """The name an annotation node is written with: ``int``, ``typing.Literal`` -> ``Literal``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _annotation_rule(node: ast.expr | None, example: Any = None, limits: tuple[str, ...] = ()) -> Rule | None:
+    """The rule an annotation states, None for one it does not (a class, a mapping): ``limits``
+    are the strings of an enclosing ``Annotated`` (``">= 1"``, ``"non-empty"``)."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and node.value is None:
+        return Rule("null", lambda v: v is None)
+    name = _name(node)
+    if name in _KINDS:
+        return _scalar(_KINDS[name], limits)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # int | None
+        return _union([node.left, node.right], example, limits)
+    if not isinstance(node, ast.Subscript):
+        return None
+    base = _name(node.value)
+    items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if base == "Annotated":
+        metadata = [m.value for m in items[1:] if isinstance(m, ast.Constant) and isinstance(m.value, str)]
+        return _annotation_rule(items[0], example, (*limits, *metadata))
+    if base == "Optional":
+        return _union([items[0], ast.Constant(None)], example, limits)
+    if base == "Union":
+        return _union(items, example, limits)
+    if base == "Literal":
+        values = [signatures.literal(item) for item in items]
+        return choice(*(value for readable, value in values if readable)) if all(r for r, _ in values) else None
+    if base in _SEQUENCES:
+        kind = _name(items[0])
+        if kind not in _KINDS or (base in ("tuple", "Tuple") and len(items) == 2 and _name(items[1]) is not None):
+            return None  # a list of lists, a tuple of given length: the class checks it
+        return _list(_KINDS[kind], limits, example)
+    return None
+
+
+def _union(nodes: list[ast.expr], example: Any, limits: tuple[str, ...]) -> Rule | None:
+    rules = [_annotation_rule(n, example, limits) for n in nodes]
+    if any(r is None for r in rules):
+        return None
+    return functools.reduce(lambda a, b: a | b, [r for r in rules if r is not None])
+
+
+def _bounds(limits: tuple[str, ...]) -> tuple[str, Callable[[Any], bool]]:
+    """The words (" >= 1") and the check of the numeric bounds among ``limits``."""
+    found = [m for m in (_BOUND.fullmatch(limit.strip()) for limit in limits) if m]
+    words = " and ".join(f"{m.group(1)} {m.group(2)}" for m in found)
+    checks = [(_COMPARE[m.group(1)], float(m.group(2))) for m in found]
+    return (f" {words}" if words else ""), lambda v: all(compare(v, bound) for compare, bound in checks)
+
+
+def _scalar(kind: _Kind, limits: tuple[str, ...]) -> Rule:
+    words, within = _bounds(limits)
+    return Rule(kind.one + words, lambda v: kind.ok(v) and within(v))
+
+
+def _list(kind: _Kind, limits: tuple[str, ...], example: Any) -> Rule:
+    words, within = _bounds(limits)
+    non_empty = "non-empty" in limits
+    example_words = f", e.g. {show(example)}" if isinstance(example, list) and example else ""
+    return Rule(
+        f"a {'non-empty ' if non_empty else ''}list of {kind.many}{words}{example_words}",
+        lambda v: isinstance(v, list) and (len(v) > 0 or not non_empty) and all(kind.ok(x) and within(x) for x in v),
+    )
+
+
+def _default_rule(default: Any) -> Rule | None:
+    """The rule of an argument with no annotation it states: its default's type."""
+    kinds = {bool: "bool", int: "int", float: "float", str: "str"}
+    if type(default) in kinds:
+        return _scalar(_KINDS[kinds[type(default)]], ())
+    if isinstance(default, list) and default and len({type(x) for x in default}) == 1 and type(default[0]) in kinds:
+        return _list(_KINDS[kinds[type(default[0])]], (), default)
+    return None
 
 
 def leaves(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, bool, bool]]:
@@ -262,6 +398,8 @@ def leaves(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, bool, bool]
     that has a rule of its own; ``own`` is False in a subtree whose class checks its own
     arguments; ``interpolated``: the leaf's value is an interpolation (``${seed}``)."""
     for name in cfg:
+        if not isinstance(name, (str, int)):  # OmegaConf's other key types: none in a config of this project
+            continue
         key = f"{prefix}{name}"
         if OmegaConf.is_interpolation(cfg, name) or OmegaConf.is_missing(cfg, name):
             yield key, True, OmegaConf.is_interpolation(cfg, name)
@@ -276,7 +414,7 @@ def leaves(cfg: DictConfig, prefix: str = "") -> Iterator[tuple[str, bool, bool]
 
 
 def _foreign(key: str, node: DictConfig) -> bool:
-    """A pluggable subtree whose ``_target_`` is a class from outside the known packages."""
+    """A callback or logger subtree whose ``_target_`` is a class from outside the known packages."""
     if not any(fnmatch.fnmatchcase(key, pattern) for pattern in PLUGGABLE):
         return False
     target_ = OmegaConf.select(node, "_target_", default=None, throw_on_resolution_failure=False)
@@ -291,9 +429,9 @@ def check_leaves(cfg: DictConfig, skip_unresolved: bool = False) -> None:
     for key, own, _ in sorted(leaves(cfg), key=lambda leaf: leaf[2]):
         if key.split(".", 1)[0] == "hydra" or not own:
             continue
-        rule = rule_for(key)
+        rule = rule_for(key, cfg)
         if rule is None:
-            continue  # a key added with +: the class it configures checks it
+            continue  # a key added with +, or one its plug-in's signature does not name: the class checks it
         try:
             value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
         except Exception:  # noqa: BLE001 - an interpolation that only Hydra's run can resolve
