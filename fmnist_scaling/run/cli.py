@@ -61,6 +61,10 @@ def run(main: Callable[[], object]) -> None:
     """Check ``sys.argv``, then call Hydra's ``main``; an error that escapes it is Hydra's own
     (a usage error: exit 2; the run folder on a full disk: exit 3), said in one line."""
     argv = expand_home(sys.argv[1:])  # every check below sees the paths the run will use
+    # joblib's workers stopped by Ctrl-C leave semaphores that Python's resource tracker (a process
+    # of its own, started later with this environment) warns of in two lines: nothing is lost
+    warnings = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [warnings, "ignore:resource_tracker:UserWarning"]))
     dry_run = any(a.split("=", 1)[0] in PRINT_ONLY_FLAGS for a in argv)
     context.command = context.Command(started_at=time.time(), dry_run=dry_run)
     problem = moved_key(argv) or sweep_without_multirun(argv) or unknown_choice(argv, resolvers.CONF_DIR)
@@ -80,6 +84,11 @@ def run(main: Callable[[], object]) -> None:
             return
     try:
         main()
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, a signal: a sweep sums up what it finished
+        from fmnist_scaling.tools.report import write_unfinished_summary
+
+        write_unfinished_summary()
+        raise
     except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's
         if full_error():
             raise

@@ -19,6 +19,9 @@ class Command:
     #: :meth:`note_new_folders` before it starts). A run rejected before training removes them
     #: again where they are empty; a folder that was there before is never removed.
     made: list[Path] = field(default_factory=list)
+    #: A sweep under way (its folder), whose summary is still to write: an interrupted sweep
+    #: writes the summary of the jobs it finished on its way out
+    sweep_dir: Path | None = None
 
     def note_new_folders(self, run_dir: str | Path) -> list[Path]:
         """Note which folders of ``run_dir`` and above do not exist yet: those about to be made."""

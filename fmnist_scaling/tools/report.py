@@ -23,7 +23,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fmnist_scaling.run import records
+from fmnist_scaling.run import context, records
 from fmnist_scaling.tools import scale_law
 from fmnist_scaling.tools.figures import plot_curves
 from fmnist_scaling.utils.log import log
@@ -268,16 +268,33 @@ def _lr_grid(keys: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: writes the summary into the sweep directory when a multirun ends."""
+    """Hydra callback: writes the summary into the sweep directory when a multirun ends; one
+    stopped on its way (Ctrl-C, a signal) writes it too, of the jobs it finished
+    (:func:`fmnist_scaling.run.cli.run` calls :func:`write_unfinished_summary`)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        context.command.sweep_dir = Path(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            write_report(config.hydra.sweep.dir)
-        except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
-            log.warning(
-                f"warning: no sweep summary ({err}); "
-                f"rebuild it with python -m fmnist_scaling.tools.report {config.hydra.sweep.dir}"
-            )
+        context.command.sweep_dir = None
+        write_summary(Path(config.hydra.sweep.dir))
+
+
+def write_summary(sweep_dir: Path) -> None:
+    """The sweep's summary; where it cannot be written, one line says how to rebuild it."""
+    try:
+        write_report(sweep_dir)
+    except Exception as err:  # the jobs' results are safe on disk; say how to rebuild
+        log.warning(
+            f"warning: no sweep summary ({err}); rebuild it with python -m fmnist_scaling.tools.report {sweep_dir}"
+        )
+
+
+def write_unfinished_summary() -> None:
+    """The summary of a sweep stopped on its way, of the jobs that finished (once)."""
+    sweep_dir, context.command.sweep_dir = context.command.sweep_dir, None
+    if sweep_dir is not None and sweep_dir.is_dir():
+        write_summary(sweep_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
