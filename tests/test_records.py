@@ -1,5 +1,6 @@
-"""Records nobody can fool, a status for every way a run ends, summaries that average only what
-they should. Each through the real entry points."""
+"""Records nobody can fool (``metrics.json``: read, checked, set aside when it is not one), and a
+status for every way a run ends (stopped by a step or time limit, extended). Each through the real
+entry points."""
 
 from __future__ import annotations
 
@@ -11,44 +12,7 @@ import pytest
 
 from fmnist_scaling.run import records
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT
-from tests.conftest import run_module, train, write_job
-
-TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
-
-
-# ---- honest summaries
-
-
-def completed(acc: float, loss: float = 0.5, **extra) -> dict:
-    return {"status": "completed", "final": {"val/acc": acc, "test/acc": acc, "test/loss": loss, **extra}}
-
-
-def test_a_summary_averages_completed_runs_only_and_counts_the_rest(tmp_path):
-    from fmnist_scaling.tools import report
-
-    sweep = tmp_path / "sweep"
-    diverged = {"status": "diverged", "final": {"val/acc": 0.1, "test/acc": 0.1, "test/loss": float("nan")}}
-    write_job(sweep, "a0", ["model.optimizer.lr=1000", "seed=0"], completed(0.314, loss=2.0e7))
-    write_job(sweep, "a1", ["model.optimizer.lr=1000", "seed=1"], diverged)
-    write_job(sweep, "a2", ["model.optimizer.lr=1000", "seed=2"], diverged)
-    write_job(sweep, "b0", ["model.optimizer.lr=0.01", "seed=0"], completed(0.80, loss=float("inf")))
-    write_job(sweep, "b1", ["model.optimizer.lr=0.01", "seed=1"], completed(0.82, loss=float("inf")))
-    write_job(sweep, "b2", ["model.optimizer.lr=0.01", "seed=2"], {"status": "interrupted", "history": []})
-    rows = {r["model.optimizer.lr"]: r for r in report.write_report(sweep)}
-    # 2 of 3 seeds diverged: the mean is the finished run's, not 17.1 with chance folded in
-    assert rows["1000"]["val_acc"] == pytest.approx(0.314) and rows["1000"]["runs"] == 1
-    assert rows["1000"]["diverged"] == 2
-    assert rows["0.01"]["runs"] == 2 and rows["0.01"]["stopped"] == 1
-    table = (sweep / "summary.md").read_text()
-    line = next(x for x in table.splitlines() if x.startswith("| 1000 |"))
-    assert "| 31.4 |" in line and "±" not in line  # one run: no ± 0.0 that reads as agreement
-    assert "| 2e+07 |" in line  # a collapsed loss in scientific notation, not 20000000.000
-    line = next(x for x in table.splitlines() if x.startswith("| 0.01 |"))
-    assert "81.0 ± 1.4" in line and "| inf |" in line  # a column of inf values is shown as inf
-    header = table.splitlines()[0]
-    assert "test loss" in header and "stopped" in header and "diverged" in header
-    assert "sample standard deviation over the row's completed runs" in table
-
+from tests.conftest import TINY, run_module, train
 
 # ---- records nobody can fool
 
@@ -63,6 +27,8 @@ def test_a_sweep_never_trusts_nor_crashes_on_a_record_that_is_not_one(tmp_path, 
     jobs = {seed: next(sweep.glob(f"*seed={seed}*")) for seed in (0, 1, 2)}
     intact = (jobs[0] / "metrics.json").read_text()
     bad = {0: "[1, 2, 3]", 1: intact[: len(intact) // 2], 2: json.dumps({"status": "completed"})}
+    events = {seed: sorted(p.name for p in jobs[seed].glob("events.out.tfevents.*")) for seed in bad}
+    assert all(events.values())
     for seed, text in bad.items():
         (jobs[seed] / "metrics.json").write_text(text)
         shutil.rmtree(jobs[seed] / ".hydra")  # and the config it ran with is gone too
@@ -77,6 +43,10 @@ def test_a_sweep_never_trusts_nor_crashes_on_a_record_that_is_not_one(tmp_path, 
         assert (jobs[seed] / ".hydra" / "config.yaml").is_file()
         (aside,) = jobs[seed].glob("set_aside_*")
         assert (aside / "metrics.json").read_text() == text  # kept, not deleted
+        # the whole replaced run goes with it: TensorBoard shows the new run in the job's folder alone
+        assert sorted(p.name for p in aside.glob("events.out.tfevents.*")) == events[seed]
+        assert (aside / "hparams.yaml").is_file() and (aside / "checkpoints").is_dir()
+        assert not set(events[seed]) & {p.name for p in jobs[seed].glob("events.out.tfevents.*")}
     assert (sweep / "summary.md").is_file()
     assert run_module("fmnist_scaling.tools.report", str(sweep), cwd=tmp_path).returncode == 0
 
@@ -175,9 +145,15 @@ def test_a_run_stopped_by_its_time_limit_is_not_called_completed(tmp_path, tiny_
 
 def test_a_sweep_re_run_with_its_time_limit_advances_every_job_in_the_same_folders(tmp_path, tiny_root):
     data = [*STEPS, f"data.root={tiny_root}", "trainer.max_epochs=100000", "callbacks.diagnostics.histograms=false"]
-    sweep = ["-m", "scaling=max,standard", "seed=0", "trainer.max_time=00:00:00:02", f"hydra.sweep.dir={tmp_path / 's'}"]
+    sweep = [
+        "-m",
+        "scaling=max,standard",
+        "seed=0",
+        "trainer.max_time=00:00:00:02",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    ]
     done = {}
-    for spell in (1, 2):
+    for _spell in (1, 2):
         proc = train(*sweep, *data, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         jobs = {p.parent.name: final_of(p.parent) for p in (tmp_path / "s").glob("*/metrics.json")}

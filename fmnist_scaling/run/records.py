@@ -91,15 +91,20 @@ def _problem(record: Any) -> str | None:
     return None
 
 
+#: What a run folder holds of its run, beside Hydra's ``.hydra/`` and ``train.log``: the record,
+#: the checkpoints, TensorBoard's event files and hparams.yaml (conf/logger/tensorboard.yaml).
+RUN_FILES = (METRICS_FILE, CHECKPOINTS, "events.out.tfevents.*", "hparams.yaml")
+
+
 def set_aside(run_dir: str | os.PathLike) -> Path:
-    """Move what a run folder holds of a run (its record, its checkpoints) into a folder of its
-    own, ``set_aside_<time>``, so that the job can run anew; nothing is deleted."""
+    """Move everything a run folder holds of a run (:data:`RUN_FILES`) into a folder of its own,
+    ``set_aside_<time>``, so that the job can run anew: TensorBoard then shows the two runs
+    apart (it reads the event files of each folder as one run)."""
     run_dir = Path(run_dir)
     aside = run_dir / f"set_aside_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S_%f')}"
     aside.mkdir()
-    for name in (METRICS_FILE, "checkpoints"):
-        if (run_dir / name).exists():
-            (run_dir / name).rename(aside / name)
+    for path in sorted({p for pattern in RUN_FILES for p in run_dir.glob(pattern)}):
+        path.rename(aside / path.name)
     return aside
 
 
