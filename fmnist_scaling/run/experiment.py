@@ -73,7 +73,7 @@ def resume_command(run_dir: Path, overrides: list[str]) -> str:
 
 def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
     """The record of the run that this one continues, if its folder holds one. A file there that
-    is not a record is never trusted: a sweep job sets it aside (with any checkpoints, nothing
+    is not a record is never trusted: a sweep job sets it aside (with the rest of its run, nothing
     deleted) and runs anew; a single run (``resume=``) is refused, naming the file."""
     try:
         return records.read(run_dir)
@@ -81,7 +81,9 @@ def previous_record(run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
         if not in_sweep:
             raise ConfigError(f"{problem}; resume a run folder of fmnist_scaling, or move the file away") from None
         aside = records.set_aside(run_dir)
-        log.warning(f"warning: {problem}; set it aside (with any checkpoints) in {aside}, and the job runs anew")
+        log.warning(
+            f"warning: {problem}; set it aside (with its checkpoints and event files) in {aside}, and the job runs anew"
+        )
         return None
 
 
