@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help setup digits data train lint format test test-all study article docs bench gpu-check clean
+.PHONY: help setup digits data train lint format test test-all study article docs bench gpu-check cluster cluster-stop clean
 .DEFAULT_GOAL := help
 
 help:
@@ -24,6 +24,9 @@ help:
 	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~2 h"
 	@echo "  make bench          the benchmark against plain loops, sweep, cost curve: docs/bench/ ~25 min"
 	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
+	@echo "  make cluster        a one-node SLURM cluster here (root), for +launcher=slurm ~10 s"
+	@echo "                      (first: installs slurm-wlm and munge, ~1 min; make test: +2 min)"
+	@echo "  make cluster-stop   stop it again                                            ~1 s"
 	@echo "  make clean          remove runs and sweeps (lightning_logs/runs, multirun)"
 
 $(VENV)/.installed: pyproject.toml
@@ -139,6 +142,15 @@ bench: data
 # On a machine with a CUDA GPU: runs, evaluate, benchmark and tests on it, one JSON (about 7 minutes)
 gpu-check: data
 	$(PY) -m fmnist_scaling.tools.gpu_check
+
+# A one-node SLURM cluster on this machine (root): this host, its cores and memory, partition debug, no
+# accounting; `make test` runs tests/test_slurm.py against it (skipped, naming why, without it).
+# Again: nothing to do while it runs. .ci/slurm_cluster.sh status says how it is.
+cluster:
+	@bash .ci/slurm_cluster.sh start
+
+cluster-stop:
+	@bash .ci/slurm_cluster.sh stop
 
 clean:
 	rm -rf lightning_logs/runs lightning_logs/multirun .pytest_cache
