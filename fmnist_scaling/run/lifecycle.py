@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmnist_scaling.run import context, records
+from fmnist_scaling.run import context, records, slurm
 from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
 from fmnist_scaling.utils.log import log
@@ -94,6 +94,14 @@ def end_early(
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     signal_name = stop.received or ("SIGTERM" if isinstance(err, SIGTERMException) else None)
+    if in_sweep and signal_name != "SIGINT" and isinstance(err, (SystemExit, KeyboardInterrupt)):
+        by_slurm = slurm.scheduler_stop()  # a SLURM job: requeued (it comes back by itself) or cancelled
+        if by_slurm and (by_slurm.requeued or signal_name):
+            note = _try_write(write, status="interrupted", error=by_slurm.error)
+            (log.warning if by_slurm.requeued else log.error)(by_slurm.message(run_dir.parent, note))
+            if by_slurm.requeued:  # no result for submitit: the job is not over
+                raise err if signal_name is None else SystemExit(SIGNAL_EXIT[signal_name])
+            return math.nan  # a result: the sweep goes on, its summary counts the job as stopped
     if signal_name and isinstance(err, (SystemExit, KeyboardInterrupt)):
         note = _try_write(write, status="interrupted", error=f"stopped by {signal_name}")
         if in_sweep:
