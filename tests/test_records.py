@@ -143,6 +143,18 @@ def test_a_run_stopped_by_its_time_limit_is_not_called_completed(tmp_path, tiny_
         assert final_of(run_dir)["status"] == "stopped" and final_of(run_dir)["steps_done"] > done, spell
 
 
+def test_a_time_limit_shorter_than_an_epoch_saves_nothing_and_says_so(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    limit = "trainer.max_time={seconds:0.000001}"  # Lightning's Timer stops after the first group of steps
+    proc = train(*STEPS, f"data.root={tiny_root}", limit, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = final_of(run_dir)
+    assert record["status"] == "stopped" and 0 < record["steps_done"] < 16  # inside the first epoch
+    assert "no whole epoch to resume from" in proc.stdout and "resume with" not in proc.stdout
+    assert "warning: trainer.max_time ended this spell inside its first epoch" in proc.stderr
+    assert not (run_dir / "checkpoints").exists()  # no checkpoint of a part of an epoch, not even last.ckpt
+
+
 def test_a_sweep_re_run_with_its_time_limit_advances_every_job_in_the_same_folders(tmp_path, tiny_root):
     data = [*STEPS, f"data.root={tiny_root}", "trainer.max_epochs=100000", "callbacks.diagnostics.histograms=false"]
     sweep = [

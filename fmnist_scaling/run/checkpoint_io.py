@@ -84,6 +84,14 @@ class WholeEpochCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        whole = self.batches_this_epoch >= trainer.num_training_batches
-        if whole or getattr(pl_module, "diverged_at", None):
+        if self.epoch_ended_whole(trainer, pl_module):
             super().on_train_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning saves last.ckpt here when fit saved none: a spell stopped inside its first epoch
+        if self.epoch_ended_whole(trainer, pl_module):
+            super().on_train_end(trainer, pl_module)
+
+    def epoch_ended_whole(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        """Whether the epoch that ends ran whole, or diverged (the run ends there)."""
+        return self.batches_this_epoch >= trainer.num_training_batches or bool(getattr(pl_module, "diverged_at", None))

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist_scaling.models.diagnostics import Diagnostics
 from fmnist_scaling.models.networks import first_weighted
 from fmnist_scaling.run import context, records
+from fmnist_scaling.utils.log import log
 
 if TYPE_CHECKING:
     from fmnist_scaling.models.classifier import ScalingClassifier
@@ -54,6 +55,7 @@ class RunRecorder(L.Callback):
         }
         if extended_from is not None:  # a finished run of that many epochs, continued: one history
             self.fields["extended_from_epochs"] = extended_from
+        self.spell_from = 0
         self.history: list[dict[str, float]] = []
         self.first_step_at: float | None = None  # Unix time: start-up cost, for the benchmark
         #: Unix times of the run's stages (:meth:`mark`), and seconds spent in the evaluation
@@ -164,6 +166,13 @@ class RunRecorder(L.Callback):
             by = "trainer.max_time"
         else:
             by = "a callback (early stopping)"
+        saved = max((h["step"] for h in self.history if not h.get("partial")), default=0)
+        if by == "trainer.max_time" and saved <= self.spell_from:  # a resume redoes the same part again
+            log.warning(
+                f"warning: trainer.max_time ended this spell inside its first epoch (from step {self.spell_from:,}; "
+                f"an epoch is {self._steps_per_epoch(trainer):,} steps): nothing new is saved, and the same limit "
+                "will stop a resume at the same place; give it more time than an epoch takes"
+            )
         return {"status": "stopped", "stopped_by": by, **steps}
 
     def progress(self) -> dict[str, Any]:
@@ -188,6 +197,9 @@ class RunRecorder(L.Callback):
     ) -> None:
         if self.first_step_at is None:
             self.first_step_at = time.time()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.spell_from = trainer.global_step  # where this spell starts: 0, or a resume's checkpoint
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start, self._train_end = time.perf_counter(), None

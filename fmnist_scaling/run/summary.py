@@ -60,10 +60,12 @@ def print_summary(record: dict[str, Any]) -> None:
     final = record["final"]
     status = record["status"]
     if status == "stopped":
-        resume = resume_command(Path(record["run_dir"]), record["overrides"])
+        run_dir = Path(record["run_dir"])
+        resume = f"resume with: {resume_command(run_dir, record['overrides'])}"
         status += (
             f" by {record['stopped_by']} after {record['steps_done']:,} of {record['steps_planned']:,} steps "
-            f"({100 * record['fraction_done']:.1f}%); resume with: {resume}"
+            f"({100 * record['fraction_done']:.1f}%); "
+            + (resume if (run_dir / records.LAST_CHECKPOINT).is_file() else "no whole epoch to resume from")
         )
     if record.get("extended_from_epochs"):
         status += f" (extended from {record['extended_from_epochs']} epochs)"
