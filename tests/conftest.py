@@ -106,3 +106,27 @@ def write_job(sweep: Path, name: str, overrides: list[str], record: dict | None)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if record is not None:
         write_record(folder, overrides, record)
+
+
+#: The tiny dataset (500 training images after a 100-image validation split: 16 SGD steps an epoch).
+TINY = ["data.verify=false", "data.local_copy=null", "data.val_size=100", "trainer.max_epochs=1"]
+
+
+def tiny_run(
+    tmp_path: Path, root: Path, *extra: str, run_dir: Path | None = None, **kwargs
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """One run on the tiny dataset at ``root``, into ``run_dir`` (default ``tmp_path/run``)."""
+    run_dir = run_dir or tmp_path / "run"
+    proc = train(*TINY, f"data.root={root}", f"hydra.run.dir={run_dir}", *extra, cwd=tmp_path, **kwargs)
+    return proc, run_dir
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """``proc`` exited with ``code`` and said one ``error:`` line holding each of ``needles``, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]

@@ -1,11 +1,13 @@
-"""End to end on the real data, through the real entry point, as a user runs it."""
+"""End to end on the real data, through the real entry point, as a user runs it; and what a run
+prints."""
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_metrics, train
+from tests.conftest import TINY, read_metrics, run_module, train
 
 
 def one_epoch(tmp_path: Path, real_root: Path, scaling: str, *extra: str) -> tuple[Path, dict, str]:
@@ -85,3 +87,33 @@ def test_ddp_on_two_cpu_processes(tmp_path, real_root):
     assert metrics["status"] == "completed" and metrics["history"][0]["step"] == 5 * 16
     assert metrics["train_step"] == "autograd (2 processes (DDP reduces gradients through autograd))"
     assert 0.5 < metrics["final"]["test/acc"] < 1.0
+
+
+# ---- what a run prints, on tiny data
+
+
+def test_the_console_counts_sgd_steps_names_its_passes_and_says_each_line_once(tmp_path, tiny_root):
+    run_dir = tmp_path / "run"
+    bin_dir = tmp_path / "bin"  # a SLURM login node: srun on the PATH
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    proc = run_module(
+        "fmnist_scaling.train",
+        *TINY,
+        "trainer.max_epochs=2",
+        "data.steps_per_batch=4",
+        "callbacks.progress.refresh_rate=8",
+        f"data.root={tiny_root}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "default"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "srun" not in out  # Lightning's hint to prepend srun, on every run of a login node
+    assert out.count("GPU available") == 1 and out.count("max_epochs=2` reached") == 1
+    assert "8/16 [" in out and "16/16 [" in out and "step/s" in out  # 16 SGD steps an epoch, shown as they go
+    assert "Evaluating on val" in out and "Evaluating on train_full" in out and "Evaluating on test" in out
+    assert "DataLoader" not in out
+    assert "GPU available" in (run_dir / "train.log").read_text()  # Lightning's lines are in the log too
