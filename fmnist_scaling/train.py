@@ -58,7 +58,7 @@ def checked_run(cfg: DictConfig, hydra_cfg: Any, run_dir: Path, in_sweep: bool, 
     if previous and previous.get("status") in records.FINISHED and not extends(cfg, previous):
         log.info(f"{run_dir}: already {previous['status']}, skipped (delete its metrics.json to run it again)")
         return records.objective(previous)
-    stop = StopSignals()
+    stop = StopSignals(run_dir.name if in_sweep else None)
     try:
         with stop:
             return train(cfg, run_dir, in_sweep, stop, previous, main_at)

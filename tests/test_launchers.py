@@ -137,3 +137,36 @@ def test_slurm_launcher_config_composes():
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4 and launcher.nodes == 2
     assert launcher.timeout_min > 0
+
+
+def test_ctrl_c_of_a_parallel_sweep_says_each_thing_once_and_sums_up_what_finished(tmp_path, tiny_root):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "fmnist_scaling.train", "-m", "+launcher=parallel", "trainer.max_epochs=1,100000"]
+    cmd += [*TINY[:3], "trainer.enable_progress_bar=false", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # in a process group of its own, which Ctrl-C in a terminal signals as a whole
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        short = [
+            p for p in sweep_dir.glob("*max_epochs=1/metrics.json") if read_metrics(p.parent)["status"] == "completed"
+        ]
+        if short and list(sweep_dir.glob("*max_epochs=100000/checkpoints/last.ckpt")):
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err and "leaked semaphore" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("INFO:")]  # INFO: per job
+    assert len(lines) == len(set(lines)), err  # each thing said once
+    assert err.count("interrupted (SIGINT)") <= 1 and "sweep stopped by SIGINT; the finished jobs are summed up" in err
+    with open(sweep_dir / "summary.csv") as f:  # the finished job, summed up on the way out
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and sum(r["test_acc"] != "nan" for r in rows) == 1, rows

@@ -23,9 +23,10 @@ from pathlib import Path
 
 from fmnist_scaling.run import context, experiment, resolvers
 from fmnist_scaling.run.help import HELP_FLAGS, app_help
+from fmnist_scaling.run.lifecycle import quiet_interrupts
 from fmnist_scaling.run.migrate import moved_key
 from fmnist_scaling.run.overrides import expand_home, quote_paths, unknown_choice
-from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, ConfigError, as_fault, full_error
+from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, ConfigError, as_fault, full_error
 from fmnist_scaling.utils.log import log
 
 #: Hydra's flags that only print (a config, help, info): nothing is run or created.
@@ -82,13 +83,19 @@ def run(main: Callable[[], object]) -> None:
         if text is not None:  # else Hydra prints it, the slow way
             print(text)
             return
+    quiet_interrupts()
     try:
         main()
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, a signal: a sweep sums up what it finished
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C, a signal: a sweep sums up what it finished
         from fmnist_scaling.tools.report import write_unfinished_summary
 
-        write_unfinished_summary()
-        raise
+        sweep_dir = write_unfinished_summary()
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        # a sweep whose jobs run elsewhere (joblib's workers): they say how each ended
+        where = f"; the finished jobs are summed up in {sweep_dir}" if sweep_dir else ""
+        log.error(f"sweep stopped by SIGINT{where}; the same command again finishes the rest")
+        sys.exit(SIGNAL_EXIT["SIGINT"])
     except Exception as err:  # the task ends its own way (train, reject, end_early): this is Hydra's
         if full_error():
             raise

@@ -37,6 +37,18 @@ class StopRun(Exception):
         self.exit_code = SIGNAL_EXIT[name]
 
 
+def quiet_interrupts() -> None:
+    """Ctrl-C that lands in a finalizer (a weakref's callback, as joblib's workers and the
+    sweep's process wind down) is printed by Python as "Exception ignored in ..." with a
+    traceback; the interrupt is handled where it matters, so that print is dropped."""
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            sys.__unraisablehook__(unraisable)
+
+    sys.unraisablehook = hook
+
+
 class StopSignals:
     """Ctrl-C (SIGINT) ends a run as SIGTERM does: during training, the first one stops it at the
     next step boundary through Lightning's SIGTERM path (the last checkpoint stays, the record
@@ -46,13 +58,15 @@ class StopSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, job: str | None = None) -> None:
+        self.job = f"{job}: " if job else ""  # a sweep's job names itself: several may stop at once
         self.trainer: Any = None
         self.received: str | None = None
         self.forwarding = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
+        quiet_interrupts()  # in a sweep's worker too, idle between jobs
         if threading.current_thread() is threading.main_thread():  # Python's rule for handlers
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -74,7 +88,7 @@ class StopSignals:
         if not first:
             raise KeyboardInterrupt  # the second signal: at once (Lightning then exits)
         if signum == signal.SIGINT:
-            log.warning("\nstopping at the next step boundary (Ctrl-C again to stop at once)")
+            log.warning(f"\n{self.job}stopping at the next step boundary (Ctrl-C again to stop at once)")
             # Lightning stops at a step boundary on SIGTERM: its handler, which runs before this
             # one while it trains or tests, sets trainer.received_sigterm. Ctrl-C is passed on as one.
             self.forwarding = True

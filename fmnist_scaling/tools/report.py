@@ -290,11 +290,13 @@ def write_summary(sweep_dir: Path) -> None:
         )
 
 
-def write_unfinished_summary() -> None:
-    """The summary of a sweep stopped on its way, of the jobs that finished (once)."""
+def write_unfinished_summary() -> Path | None:
+    """The summary of a sweep stopped on its way, of the jobs that finished (once); its folder."""
     sweep_dir, context.command.sweep_dir = context.command.sweep_dir, None
-    if sweep_dir is not None and sweep_dir.is_dir():
-        write_summary(sweep_dir)
+    if sweep_dir is None or not sweep_dir.is_dir():
+        return None
+    write_summary(sweep_dir)
+    return sweep_dir
 
 
 def main(argv: list[str] | None = None) -> int:

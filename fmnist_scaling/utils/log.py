@@ -80,6 +80,9 @@ def quiet_lightning() -> None:
     # project reaches SLURM through the submitit launcher, which starts its jobs with srun itself
     warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+    # Ctrl-C reaches Lightning as SIGTERM (run/lifecycle.py), which it notes in a line of its own
+    signals = "lightning.pytorch.trainer.connectors.signal_connector"
+    logging.getLogger(signals).addFilter(lambda r: "Received SIGTERM" not in r.getMessage())
     # Lightning's top logger prints its lines itself ("INFO: ..."); where Hydra has set up logging
     # they would also reach Hydra's console handler, twice in all. Keep Lightning's short line
     # on the console, and send the lines to Hydra's log files (train.log) too.
