@@ -107,7 +107,7 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 # SIGTERM, then SIGKILL this much later (scancel, requeue, time limit): SLURM's default
 KillWait=30
-$(sed 's/ UpTime=.*//' <<<"$hw") State=UNKNOWN
+$(sed 's/ UpTime=.*//' <<<"$hw") NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$(node) Default=YES MaxTime=INFINITE State=UP
 EOF
   if cmp -s "$CONF.new" "$CONF"; then
