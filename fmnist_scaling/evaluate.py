@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.run import records
 from fmnist_scaling.run.cli import override_keys, unknown_key
 from fmnist_scaling.run.migrate import upgrade_hparams, upgrade_target, upgrade_tree
@@ -114,8 +115,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(path),
         "dataset": dataset.name,
         "scaling": data_state["scaling"],
-        "test/acc": tested["test/acc"],
-        "test/loss": tested["test/loss"],
+        splits.acc(splits.TEST): tested[splits.acc(splits.TEST)],
+        splits.loss(splits.TEST): tested[splits.loss(splits.TEST)],
         "per_class_acc": dict(zip(dataset.classes, per_class)),
         "confusion_matrix": confusion.tolist(),
     }
@@ -143,7 +144,7 @@ def _build(path: Path, what: str, config: dict[str, Any], build: Any) -> Any:
 
 
 def print_result(result: dict[str, Any]) -> None:
-    accuracy, loss = 100 * result["test/acc"], result["test/loss"]
+    accuracy, loss = 100 * result[splits.acc(splits.TEST)], result[splits.loss(splits.TEST)]
     lines = [f"{result['checkpoint']} ({result['dataset']}): test accuracy {accuracy:.2f}%, loss {loss:.4f}"]
     lines += [f"  {name:<12} {100 * acc:6.2f}%" for name, acc in result["per_class_acc"].items()]
     lines.append(f"written: {Path(result['checkpoint']).parent / 'evaluation.json'}")

@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from fmnist_scaling.data import sources
+from fmnist_scaling.data import sources, splits
 from fmnist_scaling.data.datasets import DEFAULT, ImageDataset
 from fmnist_scaling.data.scaling import Scaling
 from fmnist_scaling.utils.errors import ConfigError
@@ -233,13 +233,13 @@ class ImageDataModule(L.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         self.scaling.to(device)
         self.splits = {
-            "train": (images[train_idx].to(device), labels[train_idx].to(device)),
-            "val": (images[val_idx].to(device), labels[val_idx].to(device)),
-            "test": (data["test_images"].flatten(1).to(device), data["test_labels"].to(device)),
+            splits.TRAIN: (images[train_idx].to(device), labels[train_idx].to(device)),
+            splits.VAL: (images[val_idx].to(device), labels[val_idx].to(device)),
+            splits.TEST: (data["test_images"].flatten(1).to(device), data["test_labels"].to(device)),
         }
 
     def train_dataloader(self) -> TensorBatches:
-        x, y = self.splits["train"]
+        x, y = self.splits[splits.TRAIN]
         return TensorBatches(
             x,
             y,
@@ -255,14 +255,14 @@ class ImageDataModule(L.LightningDataModule):
         return [self._eval_loader(name) for name in self.val_loader_names]
 
     def test_dataloader(self) -> TensorBatches:
-        return self._eval_loader("test")
+        return self._eval_loader(splits.TEST)
 
     # ---- what the model and callbacks ask of the data (StudyData)
     @property
     def steps_per_epoch(self) -> int:
         """SGD steps in one epoch on this process (its share of the training split under DDP)."""
         world_size = self.trainer.world_size if self.trainer is not None else 1
-        return math.ceil(len(self.splits["train"][0]) / world_size / self.batch_size)
+        return math.ceil(len(self.splits[splits.TRAIN][0]) / world_size / self.batch_size)
 
     def steps_in(self, batches: int | float) -> int:
         """SGD steps in ``batches`` Lightning training batches of one epoch (at most the epoch's)."""
@@ -275,11 +275,11 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def val_loader_names(self) -> list[str]:
         """Names of the validation loaders, in order: ``val`` and/or ``train_full``."""
-        return (["val"] if self.val_size > 0 else []) + (["train_full"] if self.eval_train else [])
+        return ([splits.VAL] if self.val_size > 0 else []) + ([splits.TRAIN_FULL] if self.eval_train else [])
 
     def probe_batch(self) -> tuple[Tensor, Tensor]:
         """A fixed batch of scaled training images: the first ``probe_size`` of the split."""
-        x, y = self.splits["train"]
+        x, y = self.splits[splits.TRAIN]
         return self.inputs(x[: self.probe_size]), y[: self.probe_size]
 
     def scaled(self, name: str) -> tuple[Tensor, Tensor]:
@@ -297,7 +297,7 @@ class ImageDataModule(L.LightningDataModule):
         return x.view(len(x), *self.input_shape) if self.input_shape and len(self.input_shape) > 1 else x
 
     def _eval_loader(self, name: str) -> TensorBatches:
-        x, y = self.splits["train" if name == "train_full" else name]
+        x, y = self.splits[splits.TRAIN if name == splits.TRAIN_FULL else name]
         return TensorBatches(x, y, self.eval_batch_size, shuffle=False, transform=self.inputs, **self._shard())
 
     def _shard(self) -> dict[str, int]:

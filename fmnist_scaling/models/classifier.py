@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.data.datamodule import study_data
 from fmnist_scaling.models import fused
 from fmnist_scaling.models.gain import apply_gain
@@ -22,7 +23,6 @@ from fmnist_scaling.utils.compat import counted_step
 from fmnist_scaling.utils.errors import ConfigError, root_cause
 
 #: Split names whose accuracy and loss the module logs as ``<name>/acc`` and ``<name>/loss``.
-EVAL_SPLITS = ("val", "train_full", "test")
 
 
 #: The network of the reference study, used when none is given: the MLP, whose defaults are the article's.
@@ -106,7 +106,7 @@ class ScalingClassifier(L.LightningModule):
         self.accuracy = nn.ModuleDict(
             {
                 f"{name}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-                for name in ("train", *EVAL_SPLITS)
+                for name in (splits.TRAIN, *splits.EVAL_SPLITS)
             }
         )
         self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not be dropped
@@ -140,7 +140,7 @@ class ScalingClassifier(L.LightningModule):
         logits = torch.cat([out.detach() for _, out in steps])
         labels = torch.cat([y for _, y in batch])
         # running metrics, accumulated on the device and logged once per epoch
-        self._accuracy("train").update(logits, labels)
+        self._accuracy(splits.TRAIN).update(logits, labels)
         self.train_loss.update(losses, torch.tensor([len(y) for _, y in batch], device=losses.device))
         self._check_divergence(losses)
         if batch_idx == self._last_batch or self.diverged_at:
@@ -203,18 +203,20 @@ class ScalingClassifier(L.LightningModule):
         # logged from the last step rather than on_train_epoch_end, which Lightning calls after
         # the callbacks' (the run recorder must see the epoch's values)
         self._log_step_axis()
-        self.log("train/loss", self.train_loss.compute(), on_step=False, on_epoch=True, batch_size=1)
-        self.log("train/acc", self._accuracy("train").compute(), on_step=False, on_epoch=True, batch_size=1)
+        self.log(splits.loss(splits.TRAIN), self.train_loss.compute(), on_step=False, on_epoch=True, batch_size=1)
+        self.log(
+            splits.acc(splits.TRAIN), self._accuracy(splits.TRAIN).compute(), on_step=False, on_epoch=True, batch_size=1
+        )
         self.train_loss.reset()
-        self._accuracy("train").reset()
+        self._accuracy(splits.TRAIN).reset()
 
     # ---- evaluation
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        names = getattr(study_data(self.trainer), "val_loader_names", ["val"])
+        names = getattr(study_data(self.trainer), "val_loader_names", [splits.VAL])
         self._evaluate(names[dataloader_idx], batch)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        logits = self._evaluate("test", batch)
+        logits = self._evaluate(splits.TEST, batch)
         self.test_confusion.update(logits, batch[1])
 
     def _evaluate(self, name: str, batch: tuple[Tensor, Tensor]) -> Tensor:

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics import Metric
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.data.datamodule import study_data
 from fmnist_scaling.data.datasets import DEFAULT
 
@@ -85,7 +86,7 @@ class TensorBoardVisuals(L.Callback):
             assert isinstance(confusion, Metric)  # the classifier's ConfusionMatrix
             figure = confusion_figure(confusion.compute(), tuple(names))
             for tb in writers:
-                tb.add_figure("test/confusion_matrix", figure, trainer.global_step, close=False)
+                tb.add_figure(f"{splits.TEST}/confusion_matrix", figure, trainer.global_step, close=False)
             import matplotlib.pyplot as plt
 
             plt.close(figure)

@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.models.diagnostics import Diagnostics
 from fmnist_scaling.models.networks import first_weighted
 from fmnist_scaling.run import context, records
@@ -222,7 +223,9 @@ class RunRecorder(L.Callback):
         end = time.perf_counter()
         entry["epoch_time_s"] = end - self._epoch_start  # training steps and validation passes
         entry["train_time_s"] = (self._train_end or end) - self._epoch_start  # training steps only
-        entry |= {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k and not k.startswith("test/")}
+        entry |= {
+            k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k and not k.startswith(f"{splits.TEST}/")
+        }
         self.history = [h for h in self.history if h["epoch"] < entry["epoch"]] + [entry]
         if self.run_dir is not None:
             self.write()

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.utils.errors import BadInput
 from fmnist_scaling.utils.files import atomic_file
 
@@ -38,7 +39,7 @@ FINISHED = ("completed", "diverged")
 #: A finished run whose accuracy stays below this multiple of chance has collapsed.
 COLLAPSE_FACTOR = 2.0
 #: The accuracy that stands for a run, in order of preference.
-HEADLINE_KEYS = ("val/acc", "train_full/acc", "train/acc")
+HEADLINE_KEYS = (splits.acc(splits.VAL), splits.acc(splits.TRAIN_FULL), splits.acc(splits.TRAIN))
 
 
 #: What every record of this project says it is: the project, and the version of its layout.

@@ -8,17 +8,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist_scaling.data.splits import EVAL_SPLITS, TEST, TRAIN, TRAIN_FULL, VAL, acc, loss
 from fmnist_scaling.run import records
 from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.log import log
 
 #: Final metrics shown beside the settings in TensorBoard's HPARAMS view.
 HPARAM_METRICS = (
-    "val/acc",
-    "val/loss",
-    "test/acc",
-    "test/loss",
-    "train_full/acc",
+    acc(VAL),
+    loss(VAL),
+    acc(TEST),
+    loss(TEST),
+    acc(TRAIN_FULL),
     "diag/dead_frac",
     "diag/saturated_frac",
 )
@@ -72,9 +73,9 @@ def print_summary(record: dict[str, Any]) -> None:
     lines = [f"run {record['run_dir']}: {status}" + (" (collapsed to chance)" if record["collapsed"] else "")]
     if record.get("dataset"):
         lines.append(f"  data        {record['dataset']['name']}")
-    for split in ("train", "train_full", "val", "test"):
-        if f"{split}/acc" in final:
-            lines.append(f"  {split:<10}  acc {100 * final[f'{split}/acc']:6.2f}%   loss {final[f'{split}/loss']:.4f}")
+    for split in (TRAIN, *EVAL_SPLITS):
+        if acc(split) in final:
+            lines.append(f"  {split:<10}  acc {100 * final[acc(split)]:6.2f}%   loss {final[loss(split)]:.4f}")
     for key in ("diag/dead_frac", "diag/saturated_frac"):
         if key in final:
             lines.append(f"  {key:<10}  {100 * final[key]:.1f}% of first-layer units")

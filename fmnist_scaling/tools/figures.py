@@ -16,6 +16,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.data import splits
+
 #: The colour of each scaling mode, in every figure (matplotlib's tab10 names); a mode of your own
 #: takes the next free colour of :data:`_SPARE` by its name.
 MODE_COLORS = {
@@ -129,8 +131,8 @@ def plot_curves(keys: list[str], rows: list[dict[str, Any]], path: Path, title: 
 
 def _draw(ax: Any, row: dict[str, Any], metric: str, scale: float, colour: Any) -> None:
     curves = row["curves"]
-    for split, style in (("train_full", "-"), ("train", "-"), ("val", "--")):
-        if split == "train" and any("train_full/acc" in h for c in curves for h in c):
+    for split, style in ((splits.TRAIN_FULL, "-"), (splits.TRAIN, "-"), (splits.VAL, "--")):
+        if split == splits.TRAIN and any(splits.acc(splits.TRAIN_FULL) in h for c in curves for h in c):
             continue  # the after-epoch pass is the article's number; the running one would repeat it
         series = by_epoch(curves, f"{split}/{metric}")
         if not series:

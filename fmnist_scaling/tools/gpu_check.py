@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.run.resolvers import group_choices
 from fmnist_scaling.utils.files import user_path
 
@@ -66,7 +67,7 @@ def mode_row(mode: str, job: Path | None, study: dict[str, tuple[float, float]],
     mode. A mode added since ``make docs`` last ran has no row there: it is compared with nothing
     (``within_spread`` None), not an error."""
     record = json.loads((job / "metrics.json").read_text()) if job and (job / "metrics.json").is_file() else {}
-    acc = 100 * record.get("final", {}).get("test/acc", float("nan"))
+    acc = 100 * record.get("final", {}).get(splits.acc(splits.TEST), float("nan"))
     cpu = study.get(mode)
     return {
         "status": record.get("status"),

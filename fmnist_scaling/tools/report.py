@@ -23,6 +23,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fmnist_scaling.data.splits import TEST, TRAIN, TRAIN_FULL, VAL, acc, loss
 from fmnist_scaling.run import context, records
 from fmnist_scaling.tools import scale_law
 from fmnist_scaling.tools.figures import plot_curves
@@ -30,15 +31,15 @@ from fmnist_scaling.utils.log import log
 
 #: (column, label, how to read it from a record); accuracies are shown in %.
 METRICS = {
-    "train_acc": ("train acc", lambda r: r["final"].get("train_full/acc", r["final"].get("train/acc"))),
-    "val_acc": ("val acc", lambda r: r["final"].get("val/acc")),
-    "test_acc": ("test acc", lambda r: r["final"].get("test/acc")),
-    "train_loss": ("train loss", lambda r: r["final"].get("train_full/loss", r["final"].get("train/loss"))),
-    "val_loss": ("val loss", lambda r: r["final"].get("val/loss")),
-    "test_loss": ("test loss", lambda r: r["final"].get("test/loss")),
+    "train_acc": ("train acc", lambda r: r["final"].get(acc(TRAIN_FULL), r["final"].get(acc(TRAIN)))),
+    "val_acc": ("val acc", lambda r: r["final"].get(acc(VAL))),
+    "test_acc": ("test acc", lambda r: r["final"].get(acc(TEST))),
+    "train_loss": ("train loss", lambda r: r["final"].get(loss(TRAIN_FULL), r["final"].get(loss(TRAIN)))),
+    "val_loss": ("val loss", lambda r: r["final"].get(loss(VAL))),
+    "test_loss": ("test loss", lambda r: r["final"].get(loss(TEST))),
     "init_loss": ("loss at step 0", lambda r: r.get("initial", {}).get("diag/loss")),
     "init_preact_std": ("pre-act std at step 0", lambda r: r.get("initial", {}).get("diag/preact_std")),
-    "epoch1_loss": ("epoch-1 loss", lambda r: (r.get("history") or [{}])[0].get("train/loss")),
+    "epoch1_loss": ("epoch-1 loss", lambda r: (r.get("history") or [{}])[0].get(loss(TRAIN))),
     "dead_frac": ("dead units", lambda r: r["final"].get("diag/dead_frac")),
     "weight_growth": ("first-layer weight norm, epoch 1 / step 0", lambda r: first_weight_growth(r)),
     "saturated_frac": ("saturated", lambda r: r["final"].get("diag/saturated_frac")),

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.utils.files import user_path
 
 if TYPE_CHECKING:  # torch is imported where it is used: `--help` answers without it
@@ -78,7 +79,7 @@ def trajectory(case: Any, lr: float, seed: int, steps: tuple[int, ...] = STEPS, 
     from fmnist_scaling.models.diagnostics import probe
 
     model, optimizer = case.model(lr, seed)
-    x, y = case.data.scaled("train")
+    x, y = case.data.scaled(splits.TRAIN)
     x, y = x[:samples], y[:samples]
     probe_x, probe_y = case.data.probe_batch()
     rows: list[dict] = []

@@ -41,6 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.run.config_tree import compose
 from fmnist_scaling.run.resolvers import CONF_DIR, group_choices  # importing it registers the config's resolvers
 from fmnist_scaling.utils.files import user_path
@@ -128,7 +129,7 @@ class Case:
         self.data.setup("fit")
 
     def eigenvalue(self) -> float:
-        x, _ = self.data.scaled("train")
+        x, _ = self.data.scaled(splits.TRAIN)
         return top_eigenvalue(second_moment(x.flatten(1)))  # whatever shape the network takes: pixels
 
     def model(self, lr: float, seed: int):
@@ -151,7 +152,7 @@ class Case:
         from fmnist_scaling.tools.sharpness import SAMPLES, hessian_top_eigenvalue
 
         model, _ = self.model(1.0, seed)
-        x, y = self.data.scaled("train")
+        x, y = self.data.scaled(splits.TRAIN)
         return hessian_top_eigenvalue(model, x[:SAMPLES], y[:SAMPLES], seed=seed)
 
     def train(self, model, optimizer, epochs: int = 1, at: Callable[[int], None] | None = None) -> bool:
@@ -194,7 +195,7 @@ class Case:
         finite = self.train(model, optimizer, epochs)
         stats, _ = probe(model, *self.data.probe_batch())
         model.eval()
-        x, y = self.data.scaled("val" if self.data.val_size else "train")
+        x, y = self.data.scaled(splits.VAL if self.data.val_size else splits.TRAIN)
         correct, loss_sum = 0, 0.0
         with torch.no_grad():
             for xb, yb in zip(x.split(2000), y.split(2000)):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fmnist_scaling.data import splits
 from fmnist_scaling.run import records
 
 
@@ -37,14 +38,14 @@ def configurations(sweep: Path) -> dict[str, list[dict[str, Any]]]:
 def steps_to(record: dict[str, Any], target: float) -> tuple[int | None, str]:
     """The SGD step after the first epoch whose accuracy reached ``target`` (None: never), and the split read."""
     history = record.get("history", [])
-    split = "train_full/acc" if any("train_full/acc" in h for h in history) else "val/acc"
-    return next((h["step"] for h in history if h.get(split, 0.0) >= target), None), split.split("/")[0]
+    split = splits.TRAIN_FULL if any(splits.acc(splits.TRAIN_FULL) in h for h in history) else splits.VAL
+    return next((h["step"] for h in history if h.get(splits.acc(split), 0.0) >= target), None), split
 
 
 def table(sweep: Path, target: float) -> str:
     goal = f"SGD steps to {100 * target:.0f}% accuracy, per seed"
     lines = [f"| configuration | runs | s per epoch (training steps) | {goal} |", "|---|---|---|---|"]
-    split = "train_full"
+    split = splits.TRAIN_FULL
     for name, runs in configurations(sweep).items():
         seconds = [h["train_time_s"] for r in runs for h in r.get("history", []) if "train_time_s" in h]
         reached = []
