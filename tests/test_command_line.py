@@ -102,3 +102,13 @@ def test_a_path_starting_with_a_tilde_is_the_home_folder(monkeypatch):
     ]
     # the tools' path options too (argparse's type: the shell leaves --out=~/x as it is)
     assert user_path("~/runs") == Path("/home/someone/runs") and user_path("a~b") == Path("a~b")
+
+
+def test_a_val_size_larger_than_data_of_unknown_size_is_one_line_at_setup(tmp_path, tiny_root):
+    # unverified data: its size is known only once loaded; the run still says it in one line
+    run_dir = tmp_path / "run"
+    proc = train(*TINY, "data.val_size=100000", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "error: data.val_size=100000 is invalid: must be an integer in 0..599 (" in proc.stderr
+    record = read_metrics(run_dir)
+    assert record["status"] == "failed" and (record["steps_done"], record["fraction_done"]) == (0, 0.0)

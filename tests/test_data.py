@@ -6,6 +6,7 @@ import torch
 from fmnist_scaling.data import sources
 from fmnist_scaling.data.datamodule import ImageDataModule, TensorBatches
 from fmnist_scaling.data.scaling import MaxScaling, NoScaling, Standardize
+from fmnist_scaling.utils.errors import ConfigError
 from tests.conftest import write_idx
 
 
@@ -67,7 +68,7 @@ def test_statistics_are_fit_on_the_training_part_only(tmp_path):
 
 
 def test_val_size_out_of_range_is_rejected(tiny_root):
-    with pytest.raises(ValueError, match="val_size=600 must be in 0..599"):
+    with pytest.raises(ConfigError, match=r"data.val_size=600 is invalid: must be an integer in 0..599 \("):
         module(tiny_root, val_size=600)
 
 

@@ -221,11 +221,7 @@ class ImageDataModule(L.LightningDataModule):
             raise sources.DataError(f"{self.dataset.name} does not load as images with labels: {problem}")
         check_input_shape(self.input_shape, tuple(data["train_images"].shape[1:]))
         images, labels = data["train_images"].flatten(1), data["train_labels"]
-        if not 0 <= self.val_size < len(images):
-            raise ValueError(
-                f"data.val_size={self.val_size} must be in 0..{len(images) - 1} "
-                f"(the training set has {len(images)} images)"
-            )
+        splits.check_val_size(self.val_size, len(images), self.dataset.name)
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         if not self.scaling.fitted:  # statistics restored from a checkpoint are kept as they are
@@ -260,7 +256,10 @@ class ImageDataModule(L.LightningDataModule):
     # ---- what the model and callbacks ask of the data (StudyData)
     @property
     def steps_per_epoch(self) -> int:
-        """SGD steps in one epoch on this process (its share of the training split under DDP)."""
+        """SGD steps in one epoch on this process (its share of the training split under DDP); 0
+        before the data is set up (a run that failed there planned none)."""
+        if not self.splits:
+            return 0
         world_size = self.trainer.world_size if self.trainer is not None else 1
         return math.ceil(len(self.splits[splits.TRAIN][0]) / world_size / self.batch_size)
 

@@ -181,7 +181,7 @@ class RunRecorder(L.Callback):
         trainer = self._trainer
         planned = self._steps_per_epoch(trainer) * trainer.max_epochs
         done = trainer.global_step
-        return {"steps_done": done, "steps_planned": planned, "fraction_done": done / planned if planned else 1.0}
+        return {"steps_done": done, "steps_planned": planned, "fraction_done": done / planned if planned else 0.0}
 
     @staticmethod
     def _steps_per_epoch(trainer: L.Trainer) -> int:

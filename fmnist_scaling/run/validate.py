@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist_scaling.data.datasets import dataset_class
+from fmnist_scaling.data.splits import check_val_size
 from fmnist_scaling.models.gain import factors_for
 from fmnist_scaling.run.experiment import check_resume, check_same_experiment, chosen_groups, override_key
 from fmnist_scaling.run.schema import MAX_SEED, check_leaves
@@ -42,12 +43,8 @@ def validate(cfg: DictConfig, before_hydra: bool = False) -> None:
     for the check inside the run."""
     check_leaves(cfg, skip_unresolved=before_hydra)
     dataset = dataset_class(OmegaConf.select(cfg, "data.dataset._target_", default=None))
-    val_size, size = cfg.data.val_size, dataset.train_size
-    if cfg.data.verify and val_size >= size:  # own data: checked against its size at setup
-        raise ConfigError(
-            f"data.val_size={val_size} is invalid: must be an integer in 0..{size - 1} "
-            f"({dataset.name} has {size:,} training images; 0: train on all)"
-        )
+    if cfg.data.verify:  # unverified data: checked against the images at setup
+        check_val_size(cfg.data.val_size, dataset.train_size, dataset.name)
     if cfg.model.get("first_layer_gain", 1.0) != 1.0:  # an input gain as parameters: known optimizers only
         factors_for(str(cfg.model.optimizer._target_))
     _check_accelerator(cfg.trainer.accelerator, cfg.trainer.get("devices", "auto"))
