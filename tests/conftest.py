@@ -47,6 +47,23 @@ def make_tiny(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = Fa
         write_idx(folder, prefix, images.to(torch.uint8), labels, gz=gz)
 
 
+def write_sketches(folder: Path) -> None:
+    """The README's outside dataset (``Sketches``) as it reads it: ``sketches.npz`` of three
+    classes, each a band of bright rows, 3,000 training and 600 test images."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    arrays = {}
+    for split, n in (("train", 3000), ("test", 600)):
+        labels = torch.arange(n) % 3
+        images = torch.randint(0, 80, (n, 28, 28), generator=g)
+        for c in range(3):
+            images[labels == c, 8 * c + 2 : 8 * c + 6, :] = 255
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images.to(torch.uint8).numpy(), labels.numpy()
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "sketches.npz", **arrays)
+
+
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     """A data folder in torchvision's layout holding a tiny dataset."""

@@ -17,7 +17,7 @@ import torch
 from fmnist_scaling.data import datasets, sources
 from fmnist_scaling.data.scaling import Centered, MaxScaling, PerPixelStandardize
 from fmnist_scaling.run.migrate import upgrade_target
-from tests.conftest import make_tiny, read_metrics, run_module, train
+from tests.conftest import make_tiny, read_metrics, run_module, train, write_sketches
 
 pytest.importorskip("sklearn", reason="data=digits needs scikit-learn: pip install -e '.[digits]'")
 
@@ -247,7 +247,6 @@ def test_a_dataset_target_that_is_not_a_dataset_is_named(tmp_path):
 
 
 def test_the_readmes_dataset_example_trains(tmp_path):
-    import numpy as np
 
     from tests.conftest import REPO
 
@@ -259,16 +258,7 @@ def test_the_readmes_dataset_example_trains(tmp_path):
     (plugin / "conf" / "data").mkdir(parents=True)
     (plugin / "my_data.py").write_text(code)
     (plugin / "conf" / "data" / "sketches.yaml").write_text(yaml)
-    g = torch.Generator().manual_seed(0)
-    arrays = {}
-    for split, n in (("train", 3000), ("test", 600)):
-        labels = torch.arange(n) % 3
-        images = torch.randint(0, 80, (n, 28, 28), generator=g)
-        for c in range(3):
-            images[labels == c, 8 * c + 2 : 8 * c + 6, :] = 255
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images.to(torch.uint8).numpy(), labels.numpy()
-    (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "sketches.npz", **arrays)
+    write_sketches(tmp_path / "data")
     proc = train(
         f"hydra.searchpath=[file://{plugin / 'conf'}]",
         "data=sketches",

@@ -22,13 +22,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from fmnist_scaling.run.resolvers import group_choices
 from fmnist_scaling.tools import gpu_check
-from tests.conftest import REPO, read_metrics, run_module, train
+from tests.conftest import REPO, read_metrics, run_module, train, write_sketches
 
 #: Top-level entries of the repository left out of the copy (not what a test needs, or large).
 NOT_COPIED = {".git", ".venv", ".ci", "lightning_logs", "data", "hydra_plugins"}
@@ -76,17 +74,8 @@ def extended(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (copy / "fmnist_scaling" / "data" / "sketches.py").write_text(code)
     (copy / yaml_path(yaml)).write_text(yaml.replace("my_data.Sketches", "fmnist_scaling.data.sketches.Sketches"))
 
-    root = tmp / "data"  # three classes, each a band of bright rows (the README test's images)
-    root.mkdir()
-    g = torch.Generator().manual_seed(0)
-    arrays = {}
-    for split, n in (("train", 3000), ("test", 600)):
-        labels = torch.arange(n) % 3
-        images = torch.randint(0, 80, (n, 28, 28), generator=g)
-        for c in range(3):
-            images[labels == c, 8 * c + 2 : 8 * c + 6, :] = 255
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images.to(torch.uint8).numpy(), labels.numpy()
-    np.savez(root / "sketches.npz", **arrays)
+    root = tmp / "data"
+    write_sketches(root)
     work = tmp / "work"
     work.mkdir()
     return {"copy": copy, "root": root, "work": work}

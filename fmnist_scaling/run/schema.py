@@ -197,6 +197,7 @@ SCHEMA: dict[str, Rule] = {
     "model.net._target_": target(),  # its arguments' rules come from its class (argument_rule)
     # trainer: Lightning's Trainer arguments
     "trainer._target_": target(),
+    "trainer._convert_": choice("all"),  # Lightning takes plain containers only (max_time={minutes: 30})
     "trainer.accelerator": choice(*ACCELERATORS),
     "trainer.devices": integer(1) | choice("auto", -1) | Rule("a list of device ids", lambda v: isinstance(v, list)),
     "trainer.strategy": Rule("a strategy name, e.g. auto or ddp", lambda v: isinstance(v, str) and v != ""),
