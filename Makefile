@@ -22,7 +22,8 @@ help:
 	@echo "  make article        the article's experiment: none, max x 3 seeds, all 60k    ~1.5 min"
 	@echo "  make study          every scaling mode x 3 seeds, 2 jobs side by side          ~3.5 min"
 	@echo "  make docs           every table and figure in docs/, 2 jobs at a time        ~2 h"
-	@echo "  make bench          the benchmark against plain loops, sweep, cost curve: docs/bench/ ~25 min"
+	@echo "  make bench          the benchmark: plain loops, a sweep against its limit, cost curve ~25 min"
+	@echo "                      (ARGS=\"--study-sweep full\": the whole study's sweep, +8 min; docs/bench/)"
 	@echo "  make gpu-check      on a CUDA GPU machine: runs, evaluate, bench, tests on it  ~7 min"
 	@echo "  make cluster        a one-node SLURM cluster here (root), for +launcher=slurm ~10 s"
 	@echo "                      (first: installs slurm-wlm and munge, ~1 min; make test: +2 min)"
@@ -135,9 +136,10 @@ docs: data digits
 	cp lightning_logs/threshold/threshold.md docs/threshold.md
 	$(PY) -m fmnist_scaling.tools.facts
 
-# The benchmark's JSON record: docs/bench/bench_<time>.json (docs/bench/README.md names the latest)
+# The benchmark's JSON record: docs/bench/bench_<time>.json (docs/bench/README.md names the latest);
+# ARGS: its flags (python -m fmnist_scaling.tools.bench --help), e.g. --study-sweep full
 bench: data
-	$(PY) -m fmnist_scaling.tools.bench
+	$(PY) -m fmnist_scaling.tools.bench $(ARGS)
 
 # On a machine with a CUDA GPU: runs, evaluate, benchmark and tests on it, one JSON (about 7 minutes)
 gpu-check: data

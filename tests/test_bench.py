@@ -1,4 +1,5 @@
-"""The benchmark's quick mode, on a few steps: it runs every contender (the MLP's three, the CNN
+"""The benchmark's pieces (a run's stages, the compute limit's count, the ratios, a sweep against
+its limit), and its quick mode, on a few steps: it runs every contender (the MLP's three, the CNN
 and its plain loop) and writes its JSON."""
 
 import json
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from fmnist_scaling.tools import bench, reference
-from tests.conftest import read_metrics, run_module, train
+from tests.conftest import TINY, read_metrics, run_module, train
 
 
 def test_the_stages_of_a_run_add_up_to_its_wall_time(tiny_root, tmp_path):
@@ -94,9 +95,38 @@ def test_quick_benchmark_writes_every_field(tmp_path, real_root):
     assert set(report["stages"]) == {name for name, _, _ in bench.STAGES}
     assert "where a project run's time goes" in proc.stdout and "project / compute limit" in proc.stdout
     assert "CNN: project / plain loop of the same CNN" in proc.stdout
-    sweep = report["sweep"]  # a multirun of 2 jobs against 2 single runs
-    assert sweep["jobs"] == 2 and sweep["sweep_wall_s"] > 0 and 0 < sweep["bound_s"] < sweep["single_runs_s"]
-    assert "sweep of 2 jobs" in proc.stdout
+    sweep = report["sweep"]  # 2 modes x 2 seeds on each launcher, against the sweep's limit
+    assert sweep["shape"]["jobs"] == 4 and sweep["limit"]["limit_s"] > 0 and set(sweep["paths"]) == set(bench.LAUNCHERS)
+    assert all(p["sweep/limit"] > 0 and len(p["jobs"]) == 4 for p in sweep["paths"].values())
+    assert "sweep of the study's shape: 2 scaling modes" in proc.stdout and "x the limit" in proc.stdout
     assert [(r["hidden"], r["batch_size"]) for r in report["cost_curve"]] == [(1000, 32), (1000, 1024)]
     assert all(r["ms_per_step"] > 0 and r["train_s"] <= r["epoch_s"] for r in report["cost_curve"])
     assert "project / article loop" in proc.stdout and "project / floor" in proc.stdout
+
+
+def test_a_sweeps_limit_is_its_rounds_of_the_slower_process():
+    # 5 jobs 2 at once: 3 rounds, each ending with the slower of the two processes timed side by side
+    assert bench.sweep_limit([10.0, 12.0], jobs=5, at_once=2) == 36.0
+    assert bench.sweep_limit([10.0, 12.0], jobs=4, at_once=2) == 24.0
+    assert bench.sweep_limit([7.0], jobs=3, at_once=1) == 21.0
+
+
+def test_a_tiny_sweep_against_its_limit_prints_its_ratio(tiny_root, tmp_path, capsys):
+    """Two tiny jobs on each launcher, the limit of one step per epoch timed beside them: every
+    stage adds up to each sweep's wall time, and the printed ratio is the sweep over the limit."""
+    overrides = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    sweep = bench.sweep_against_limit(["max"], ["0", "1"], 1, str(tiny_root), tmp_path, 16, *overrides)
+    printed = capsys.readouterr().out
+    limit = sweep["limit"]
+    assert limit["at_once"] == bench.jobs_at_once("parallel") and len(limit["runs"]) == limit["at_once"]
+    assert limit["limit_s"] == -(-2 // limit["at_once"]) * max(r["compute_s"] for r in limit["runs"])
+    assert f"= {limit['limit_s']:.1f} s" in printed and "(the whole study: --study-sweep full)" in printed
+    assert set(sweep["paths"]) == set(bench.LAUNCHERS)
+    for launcher, path in sweep["paths"].items():
+        assert path["sweep/limit"] == path["wall_s"] / limit["limit_s"]
+        assert f"{path['wall_s']:.1f} s, {path['sweep/limit']:.2f}x the limit" in printed
+        assert list(path["stages"]) == list(bench.SWEEP_STAGES)
+        assert sum(path["stages"].values()) == pytest.approx(path["wall_s"], rel=1e-6)
+        assert [j["first_of_its_process"] for j in path["jobs"]] == [True, path["at_once"] > 1]
+        assert f"{launcher}, per job (median): start-up" in printed and "for the first job of each process" in printed
+    assert "| sweep / limit |" in printed

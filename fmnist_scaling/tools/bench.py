@@ -9,10 +9,20 @@ limit (the run's unavoidable matrix products alone, timed here: ``reference limi
 ``model/net=cnn`` / a plain loop of the same CNN, ``cnn_floor``), each of them also within each
 repetition (median and range: what a drifting machine moves least), time from launch to
 the first training step, peak RSS (and GPU memory on a GPU); where a project run's time goes,
-stage by stage (imports, config, data, training steps, evaluation passes, ...); then what a sweep of N jobs in one
-process costs against N single runs; then the project's time per epoch by batch size and hidden
-width. Writes everything as JSON (``docs/bench/bench_<time>.json``, or ``--out``). Run it on a quiet machine:
-other busy processes distort timings far more than run-to-run noise.
+stage by stage (imports, config, data, training steps, evaluation passes, ...); then a sweep of
+the study's shape, 2 scaling modes x 2 seeds (``--study-sweep full``: the study's 6 x 3), on each
+launcher (``+launcher=parallel``, what ``make study`` runs; Hydra's basic launcher) against the
+sweep's compute limit, where its time goes and each job's start-up and evaluation passes; then the
+project's time per epoch by batch size and hidden width. Writes everything as JSON
+(``docs/bench/bench_<time>.json``, or ``--out``). Run it on a quiet machine: other busy processes
+distort timings far more than run-to-run noise.
+
+The sweep's compute limit: one run's matrix products (``reference limit``, as for a single run),
+timed in as many processes side by side as ``+launcher=parallel`` runs jobs at once (k: its
+n_jobs, at most the cores), each with the cores / k torch threads a job gets there (2 processes of
+1 thread on 2 cores); a round of k jobs ends with the slower process (t), so a sweep of N jobs
+needs at least ceil(N / k) x t (:func:`sweep_limit`). Each launcher's sweep is divided by that one
+limit.
 """
 
 from __future__ import annotations
@@ -60,6 +70,11 @@ def project_limit(max_steps: int) -> str:
     """``max_steps`` SGD steps per epoch for the project, whose Lightning batches are groups of
     ``data.steps_per_batch`` (16) steps: rounded up to whole groups."""
     return f"trainer.limit_train_batches={-(-max_steps // STEPS_PER_BATCH)}"
+
+
+def project_steps(max_steps: int) -> int:
+    """The SGD steps per epoch of a project run limited to ``max_steps`` (:func:`project_limit`)."""
+    return STEPS_PER_BATCH * -(-max_steps // STEPS_PER_BATCH)
 
 
 def run_process(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -122,7 +137,7 @@ def run_contender(
         return seconds
     elif name == "limit":
         cmd = [sys.executable, "-m", "fmnist_scaling.tools.reference", "limit", f"--epochs={epochs}"]
-        result = run_process(cmd, work)
+        result = run_process(cmd + ([f"--max-steps={project_steps(max_steps)}"] if max_steps else []), work)
         reported = json.loads(result["stdout"].strip().splitlines()[-1])
         return {key: reported[key] for key in ("compute_s", "train_s", "eval_s", "tflop")}
     else:
@@ -248,36 +263,257 @@ def cost_curve(
     return rows
 
 
-def sweep_cost(
-    jobs: int, epochs: int, root: str, work: Path, max_steps: int | None, single: dict[str, float]
-) -> dict[str, Any]:
-    """One Hydra multirun of ``jobs`` seeds, its jobs one after another in one process, against
-    ``jobs`` single runs: it should cost no more than them minus ``jobs - 1`` start-ups."""
-    sweep_dir = work / "sweep"
+#: How a sweep's jobs run: the default (``make study``'s) and the alternative, as command-line arguments.
+LAUNCHERS = {
+    "parallel": ["+launcher=parallel"],  # joblib: n_jobs side by side, cores / n_jobs torch threads each
+    "basic": ["hydra/launcher=basic"],  # Hydra's basic launcher: one job after another, torch's own threads
+}
+#: Jobs side by side under ``+launcher=parallel``: its n_jobs, at most the cores (as fmnist_scaling.run.threads).
+PARALLEL_JOBS = int(OmegaConf.load(CONF_DIR / "launcher" / "parallel.yaml").hydra.launcher.n_jobs)
+#: Where a sweep's wall time goes: each job's stages (summed over the jobs, divided by the jobs
+#: run at once), then what lies outside the jobs; they add up to the sweep's wall time.
+SWEEP_STAGES = (
+    "start-up: job start to first step",
+    "training steps",
+    "evaluation passes after each epoch (val, train_full)",
+    "checkpoints",
+    "after each epoch: probes, histograms, records",
+    "test",
+    "before the first job: launch to its start (Hydra, the workers)",
+    "between jobs: each one's last record and summary, a lane waiting for the other",
+    "after the last job's test: its record, the sweep's summary, exit",
+)
+#: The stages of :data:`SWEEP_STAGES` inside each job.
+JOB_STAGES = SWEEP_STAGES[:6]
+
+
+def study_shape(size: str) -> tuple[list[str], list[str]]:
+    """The scaling modes and seeds of the benchmark's sweep: ``full``, the study as ``make study``
+    runs it (every mode in conf/scaling/ x the seeds a plain ``-m`` sweeps); ``small``, 2 x 2."""
+    if size == "full":
+        from fmnist_scaling.run.resolvers import group_choices
+
+        seeds = str(OmegaConf.load(CONF_DIR / "train.yaml").hydra.sweeper.params.seed).split(",")
+        return group_choices("scaling"), seeds
+    return ["none", "max"], ["0", "1"]
+
+
+def cores() -> int:
+    """The cores this process may use (taskset, cgroups), as fmnist_scaling.run.threads counts them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def jobs_at_once(launcher: str) -> int:
+    """Jobs a sweep on ``launcher`` runs side by side: the parallel launcher's n_jobs, at most the cores."""
+    return min(PARALLEL_JOBS, cores()) if launcher == "parallel" else 1
+
+
+def sweep_limit(run_s: list[float], jobs: int, at_once: int) -> float:
+    """The compute limit of a sweep of ``jobs`` jobs run ``at_once`` side by side: ``run_s`` are
+    the seconds of one run's matrix products in each of ``at_once`` processes timed side by side;
+    a round of ``at_once`` jobs ends with the slower, and the sweep needs ceil(jobs / at_once)
+    rounds: ceil(jobs / at_once) x max(run_s)."""
+    return -(-jobs // at_once) * max(run_s)
+
+
+def measure_sweep_limit(
+    epochs: int, work: Path, max_steps: int | None, at_once: int, threads: int
+) -> list[dict[str, float]]:
+    """One run's matrix products (``reference limit``) in ``at_once`` processes side by side, each
+    with ``threads`` torch threads (what a parallel sweep's job gets): each one's seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cmd = [
         sys.executable,
         "-m",
-        "fmnist_scaling.train",
+        "fmnist_scaling.tools.reference",
+        "limit",
+        f"--epochs={epochs}",
+        f"--threads={threads}",
+    ]
+    cmd += [f"--max-steps={project_steps(max_steps)}"] if max_steps else []
+    with ThreadPoolExecutor(at_once) as pool:
+        results = list(pool.map(lambda _: run_process(cmd, work), range(at_once)))
+    runs = [json.loads(r["stdout"].strip().splitlines()[-1]) for r in results]
+    return [{key: run[key] for key in ("compute_s", "train_s", "eval_s", "tflop")} for run in runs]
+
+
+def sweep_stages(records: list[dict[str, Any]], launched: float, exited: float, at_once: int) -> dict[str, float]:
+    """Seconds of the sweep's wall time per stage of :data:`SWEEP_STAGES`, from its jobs' records:
+    a job's stage, summed over the jobs, / ``at_once``; a job runs from Hydra's call of ``main``
+    to the end of its test (its record's ``timeline``: ``main``, ``test_end``); the rest is outside."""
+    jobs = [job_stages(r) for r in records]
+    total = {name: sum(j[name] for j in jobs) / at_once for name in JOB_STAGES}
+    before = min(r["timeline"]["main"] for r in records) - launched
+    after = exited - max(r["timeline"]["test_end"] for r in records)
+    total[SWEEP_STAGES[6]] = before
+    total[SWEEP_STAGES[7]] = exited - launched - before - after - sum(total[name] for name in JOB_STAGES)
+    total[SWEEP_STAGES[8]] = after
+    return total
+
+
+def job_stages(record: dict[str, Any]) -> dict[str, float]:
+    """Seconds per stage of :data:`JOB_STAGES` of one sweep job's record."""
+    marks, first = record["timeline"], record["first_step_at"]
+    train = sum(h.get("train_time_s", 0.0) for h in record["history"])
+    evaluation, checkpoints = record["eval_time_s"] or 0.0, record["checkpoint_time_s"] or 0.0
+    return dict(
+        zip(
+            JOB_STAGES,
+            (
+                first - marks["main"],
+                train,
+                evaluation,
+                checkpoints,
+                marks["fit_end"] - first - train - evaluation - checkpoints,
+                marks["test_end"] - marks["fit_end"],
+            ),
+            strict=True,
+        )
+    )
+
+
+def run_sweep(
+    launcher: str,
+    modes: list[str],
+    seeds: list[str],
+    epochs: int,
+    root: str,
+    work: Path,
+    max_steps: int | None,
+    *extra: str,
+) -> dict[str, Any]:
+    """One sweep of ``modes`` x ``seeds`` with ``launcher`` (:data:`LAUNCHERS`), a whole process:
+    its wall time, where it goes (:func:`sweep_stages`) and each job's stages. ``extra``: more
+    overrides (the tests' tiny data)."""
+    sweep_dir = work / f"sweep_{launcher}"
+    args = [
         "-m",
-        "scaling=max",
-        f"seed={','.join(map(str, range(jobs)))}",
+        *LAUNCHERS[launcher],
+        f"scaling={','.join(modes)}",
+        f"seed={','.join(seeds)}",
         f"trainer.max_epochs={epochs}",
         "trainer.enable_progress_bar=false",
         f"data.root={root}",
-        f"hydra.sweep.dir={sweep_dir}",
+        *extra,
+        *([project_limit(max_steps)] if max_steps else []),
     ]
-    if max_steps:
-        cmd.append(project_limit(max_steps))
-    wall = run_process(cmd, work)["wall_s"]
-    singles = jobs * single["wall_s"]
-    bound = singles - (jobs - 1) * single["first_step_s"]
-    row = {"jobs": jobs, "sweep_wall_s": wall, "single_runs_s": singles, "bound_s": bound, "sweep/bound": wall / bound}
+    result = run_process([sys.executable, "-m", "fmnist_scaling.train", *args, f"hydra.sweep.dir={sweep_dir}"], work)
+    records = sorted(
+        (json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")), key=lambda r: r["timeline"]["main"]
+    )
+    if len(records) != len(modes) * len(seeds):
+        raise RuntimeError(f"{launcher} sweep: {len(records)} job records, {len(modes) * len(seeds)} jobs")
+    at_once = jobs_at_once(launcher)
+    jobs = []
+    for n, record in enumerate(records):  # by start: the first at_once jobs are each the first of a process
+        history = [h["train_time_s"] for h in record["history"]]
+        jobs.append(
+            {
+                "job": Path(record["run_dir"]).name,
+                "first_of_its_process": n < at_once,
+                "stages": job_stages(record),
+                # the first epoch's training time over the later epochs' median: first calls (the first self.log, ...)
+                "first_epoch_extra_s": history[0] - statistics.median(history[1:]) if len(history) > 1 else None,
+            }
+        )
+    return {
+        "command": "python -m fmnist_scaling.train " + " ".join(args[: 1 + len(LAUNCHERS[launcher])]),
+        "at_once": at_once,
+        "wall_s": result["wall_s"],
+        "stages": sweep_stages(records, result["launched"], result["launched"] + result["wall_s"], at_once),
+        "jobs": jobs,
+    }
+
+
+def sweep_against_limit(
+    modes: list[str], seeds: list[str], epochs: int, root: str, work: Path, max_steps: int | None, *extra: str
+) -> dict[str, Any]:
+    """A sweep of ``modes`` x ``seeds`` on each launcher of :data:`LAUNCHERS`, against its compute
+    limit measured just before (:func:`measure_sweep_limit`, :func:`sweep_limit`): prints each
+    one's wall time, its ratio to the limit, where its time goes and each job's start-up and
+    evaluation passes."""
+    jobs, at_once = len(modes) * len(seeds), jobs_at_once("parallel")
+    whole = (modes, seeds) == study_shape("full")
     print(
-        f"sweep of {jobs} jobs in one process: {wall:.1f} s; {jobs} single runs {singles:.1f} s, "
-        f"minus {jobs - 1} start-ups {bound:.1f} s: sweep / that {row['sweep/bound']:.2f}x",
+        f"\nsweep of the study's shape: {len(modes)} scaling modes ({', '.join(modes)}) x {len(seeds)} seeds "
+        f"({', '.join(seeds)}) = {jobs} jobs of {epochs} epoch(s)"
+        + (f", {project_steps(max_steps)} steps each" if max_steps else "")
+        + (" (the whole study)" if whole else " (the whole study: --study-sweep full)"),
         flush=True,
     )
-    return row
+    threads = max(1, cores() // at_once)  # as fmnist_scaling.run.threads gives each job of the parallel launcher
+    limit_runs = measure_sweep_limit(epochs, work, max_steps, at_once, threads)
+    run_s = [r["compute_s"] for r in limit_runs]
+    limit = {"at_once": at_once, "threads": threads, "runs": limit_runs, "run_s": max(run_s)}
+    limit |= {"rounds": -(-jobs // at_once), "limit_s": sweep_limit(run_s, jobs, at_once)}
+    print(
+        f"  the limit: one run's matrix products (tools/reference.py limit) took "
+        f"{', '.join(f'{s:.1f}' for s in run_s)} s in {at_once} processes side by side "
+        f"(as many as +launcher=parallel runs at once), {threads} torch thread(s) each; {jobs} jobs, "
+        f"{at_once} at once: ceil({jobs} / {at_once}) x {limit['run_s']:.1f} s (the slower) = {limit['limit_s']:.1f} s",
+        flush=True,
+    )
+    paths = {}
+    for launcher in LAUNCHERS:
+        path = run_sweep(launcher, modes, seeds, epochs, root, work, max_steps, *extra)
+        path["sweep/limit"] = path["wall_s"] / limit["limit_s"]
+        paths[launcher] = path
+        print(
+            f"  {launcher:<8} ({path['command']}, {path['at_once']} job(s) at once): {path['wall_s']:.1f} s, "
+            f"{path['sweep/limit']:.2f}x the limit",
+            flush=True,
+        )
+    print(f"\n{sweep_table(paths, limit)}")
+    for launcher, path in paths.items():
+        print(f"{launcher}, per job (median): " + per_job(path["jobs"]))
+    shape = {"modes": modes, "seeds": seeds, "jobs": jobs, "epochs": epochs, "max_steps": max_steps, "whole": whole}
+    return {"shape": shape, "limit": limit, "paths": paths}
+
+
+def per_job(jobs: list[dict[str, Any]]) -> str:
+    """One line of a sweep's per-job costs (medians): the start-up and the first epoch's extra
+    training time of the first job of each process and of the later ones; the evaluation passes."""
+    groups = {
+        "the first job of each process": [j for j in jobs if j["first_of_its_process"]],
+        "the later ones": [j for j in jobs if not j["first_of_its_process"]],
+    }
+
+    def medians(values: dict[str, list[Any]]) -> str:  # a group with no value (1 epoch: no later epochs) left out
+        return ", ".join(
+            f"{statistics.median(v):.2f} s for {name}" for name, v in values.items() if v and None not in v
+        )
+
+    startup = medians({name: [j["stages"][SWEEP_STAGES[0]] for j in group] for name, group in groups.items()})
+    extra = medians({name: [j["first_epoch_extra_s"] for j in group] for name, group in groups.items()})
+    evaluation = statistics.median(j["stages"][SWEEP_STAGES[2]] for j in jobs)
+    return f"start-up {startup}; evaluation passes {evaluation:.2f} s" + (
+        f"; the first epoch's training over the later epochs' median (first calls: the first self.log, ...) {extra}"
+        if extra
+        else ""
+    )
+
+
+def sweep_table(paths: dict[str, dict[str, Any]], limit: dict[str, Any]) -> str:
+    """Where each sweep's wall time goes (:data:`SWEEP_STAGES`), beside the limit's products."""
+    slower = max(limit["runs"], key=lambda r: r["compute_s"])
+    products = {SWEEP_STAGES[1]: slower["train_s"], SWEEP_STAGES[2]: slower["eval_s"]}
+    lines = [
+        "| where the sweep's time goes, s (a job stage: its sum over the jobs / jobs at once) | "
+        + " | ".join(paths)
+        + " | the limit's matrix products |",
+        "|---|" + "---|" * (len(paths) + 1),
+    ]
+    for name in SWEEP_STAGES:
+        floor = f"{limit['rounds'] * products[name]:.1f}" if name in products else ""
+        if name == SWEEP_STAGES[2]:
+            floor += " (test included)"
+        lines.append(f"| {name} | " + " | ".join(f"{p['stages'][name]:.1f}" for p in paths.values()) + f" | {floor} |")
+    lines.append(
+        "| whole sweep | " + " | ".join(f"{p['wall_s']:.1f}" for p in paths.values()) + f" | {limit['limit_s']:.1f} |"
+    )
+    lines.append("| sweep / limit | " + " | ".join(f"{p['sweep/limit']:.2f}x" for p in paths.values()) + " | 1.00x |")
+    return "\n".join(lines)
 
 
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -324,7 +560,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="training steps per epoch (default: all)")
     parser.add_argument("--root", type=user_path, default="data", help="the data folder (default: data)")
     parser.add_argument("--no-curve", action="store_true", help="skip the cost curve")
-    parser.add_argument("--no-sweep", action="store_true", help="skip the sweep against single runs")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps against their compute limit")
+    parser.add_argument(
+        "--study-sweep",
+        choices=("small", "full"),
+        default="small",
+        help="the sweep's shape: small, 2 scaling modes x 2 seeds (default); full, the study (6 x 3, as make study)",
+    )
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN against a plain loop of it")
     parser.add_argument("--out", type=user_path, help="JSON file (default: docs/bench/bench_<time>.json)")
     parser.add_argument(
@@ -376,9 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         pairs = pair_ratios(runs)
         limit, lightning_import = runs.pop("limit"), runs.pop("import")
         table = summarize(runs)
-        sweep = (
-            None if args.no_sweep else sweep_cost(max(reps, 2), epochs, root, work, args.max_steps, table["project"])
-        )
+        sweep = None
+        if not args.no_sweep:
+            sweep = sweep_against_limit(*study_shape(args.study_sweep), epochs, root, work, args.max_steps)
         curve = []
         if not args.no_curve:
             passes = 1 if args.quick else 2

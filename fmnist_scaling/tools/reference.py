@@ -8,7 +8,9 @@
   the device, a fresh ``randperm`` per epoch, batches by indexing, no per-step host sync, the
   accuracy from one large forward pass.
 
-``limit``: the compute limit of a project run, :func:`compute_limit`.
+``limit``: the compute limit of a project run, :func:`compute_limit` (``--max-steps``: that many
+training steps per epoch, the evaluation passes whole, as the project runs with a step limit).
+``--threads N`` sets torch's threads (default: torch's own).
 
 Both loops train on all 60,000 images with SGD lr 1e-2 and read the data with torchvision, as the
 article does. ``python -m fmnist_scaling.tools.reference {article,floor} --root data --epochs 5``
@@ -194,11 +196,15 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="training steps per epoch (default: all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--net", choices=sorted(SHAPES), default="mlp", help="the network (default: the article's MLP)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.loop == "limit":
-        print(json.dumps(compute_limit(args.epochs, device)))
+        rows = {"train_rows": min(55_000, 32 * args.max_steps)} if args.max_steps else {}
+        print(json.dumps(compute_limit(args.epochs, device, **rows)))
         return
     result = LOOPS[args.loop](args.root, args.epochs, args.scale, device, args.max_steps, args.net)
     if device.type == "cuda":
