@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fmnist_scaling.run import context, records, slurm
+from fmnist_scaling.run import context, records
 from fmnist_scaling.run.experiment import resume_command
 from fmnist_scaling.utils.errors import EXIT_BAD_INPUT, EXIT_FAULT, SIGNAL_EXIT, BadInput, Fault, as_fault, full_error
 from fmnist_scaling.utils.log import log
@@ -109,6 +109,8 @@ def end_early(
 
     signal_name = stop.received or ("SIGTERM" if isinstance(err, SIGTERMException) else None)
     if in_sweep and signal_name != "SIGINT" and isinstance(err, (SystemExit, KeyboardInterrupt)):
+        from fmnist_scaling.run import slurm  # only a run that ends early asks (every command imports this module)
+
         by_slurm = slurm.scheduler_stop()  # a SLURM job: requeued (it comes back by itself) or cancelled
         if by_slurm and (by_slurm.requeued or signal_name):
             note = _try_write(write, status="interrupted", error=by_slurm.error)

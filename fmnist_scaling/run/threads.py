@@ -27,6 +27,11 @@ def set_threads(cfg: DictConfig, launcher: Any, job: str | None = None) -> str:
     return reason
 
 
+def usable_cores() -> int:
+    """The cores this process may use (taskset, cgroups)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def choose_threads(cfg: DictConfig, launcher: Any) -> tuple[int | None, str]:
     """Torch threads per process and why: ``threads`` if set; else, under a launcher that runs
     jobs side by side on this machine, the cores shared among them; on a SLURM node, the cores
@@ -34,7 +39,7 @@ def choose_threads(cfg: DictConfig, launcher: Any) -> tuple[int | None, str]:
     cgroups). ``launcher``: Hydra's ``hydra.launcher`` config. None: leave torch's default."""
     if cfg.get("threads"):
         return int(cfg.threads), f"threads={cfg.threads}"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     target = str(launcher.get("_target_", "")).rsplit(".", 1)[-1]
     per_task = launcher.get("cpus_per_task")
     if target == "JoblibLauncher":

@@ -42,6 +42,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fmnist_scaling.run.resolvers import CONF_DIR
+from fmnist_scaling.run.threads import usable_cores
 from fmnist_scaling.utils.files import user_path
 
 CONTENDERS = ("article", "floor", "project")
@@ -298,14 +299,9 @@ def study_shape(size: str) -> tuple[list[str], list[str]]:
     return ["none", "max"], ["0", "1"]
 
 
-def cores() -> int:
-    """The cores this process may use (taskset, cgroups), as fmnist_scaling.run.threads counts them."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def jobs_at_once(launcher: str) -> int:
     """Jobs a sweep on ``launcher`` runs side by side: the parallel launcher's n_jobs, at most the cores."""
-    return min(PARALLEL_JOBS, cores()) if launcher == "parallel" else 1
+    return min(PARALLEL_JOBS, usable_cores()) if launcher == "parallel" else 1
 
 
 def sweep_limit(run_s: list[float], jobs: int, at_once: int) -> float:
@@ -442,7 +438,7 @@ def sweep_against_limit(
         + (" (the whole study)" if whole else " (the whole study: --study-sweep full)"),
         flush=True,
     )
-    threads = max(1, cores() // at_once)  # as fmnist_scaling.run.threads gives each job of the parallel launcher
+    threads = max(1, usable_cores() // at_once)  # as fmnist_scaling.run.threads gives each job of the parallel launcher
     limit_runs = measure_sweep_limit(epochs, work, max_steps, at_once, threads)
     run_s = [r["compute_s"] for r in limit_runs]
     limit = {"at_once": at_once, "threads": threads, "runs": limit_runs, "run_s": max(run_s)}
