@@ -12,7 +12,7 @@ help:
 	@echo "make targets (times on a 2-core machine; the first one also sets up .venv, 1-2 min):"
 	@echo "  make train          one run of the reference study, scaling=max, 5 epochs   ~25 s"
 	@echo "  make train ARGS=... the same with any Hydra overrides, e.g. ARGS=\"scaling=none\""
-	@echo "  make test           lint, then the test suite (real data, not the slow tests)   ~7 min"
+	@echo "  make test           lint, then the test suite (real data, not the slow tests)   ~8 min"
 	@echo "  make test-all       lint, then every test, the slow 5-epoch study included    ~12 min"
 	@echo "  make lint           ruff check and format check, mypy (its first run ~40 s)  ~2 s"
 	@echo "  make format         ruff format and fixes, in place                          ~1 s"
